@@ -1,0 +1,118 @@
+"""Command line of the project: ``python -m bot {check,train,run,shell}``.
+
+* ``check``  validate the knowledge files and print a summary (exit 1 with the file and field on error);
+* ``train``  train the model if its inputs changed (content-hash key, see bot.model_store);
+* ``run``    train if needed, start the action and Rasa servers on loopback, print where to talk to them,
+  and stop both on Ctrl-C;
+* ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from bot import PROJECT_ROOT
+from bot.knowledge import KnowledgeError, default_knowledge
+
+
+def _check() -> int:
+    try:
+        knowledge = default_knowledge()
+    except KnowledgeError as err:
+        print(f"Knowledge files are invalid: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"Knowledge OK: {len(knowledge.channels)} channels, {len(knowledge.provisions)} provisions, "
+        f"{len(knowledge.figures)} figures, {len(knowledge.cases)} cases, "
+        f"{len(knowledge.institutions)} institutions."
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.model_store import ensure_model
+    from bot.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
+
+    if _check():
+        return 1
+    model = ensure_model()
+    token = load_or_create_token(PROJECT_ROOT / "var" / "auth_token")
+    config = ServerConfig(model=model, rasa_port=args.port, action_port=args.action_port, token=token,
+                          endpoints=os.environ.get("ENDPOINTS", "endpoints.yml"))
+    print("Starting the action server and the Rasa server (about a minute)...")
+    try:
+        servers = start_servers(config)
+    except ServerStartError as err:
+        print(f"Could not start: {err}", file=sys.stderr)
+        return 1
+    url = servers.rasa_url
+    print(
+        "\nThe assistant is running.\n"
+        f"  REST:      curl -XPOST {url}/webhooks/rest/webhook -H 'Content-Type: application/json' "
+        "-d '{\"sender\":\"t1\",\"message\":\"你好\"}'\n"
+        f"  socketio:  {url}/socket.io  (events user_uttered / bot_uttered, session_request first)\n"
+        f"  HTTP API:  {url}/status?token=<token>   token in var/auth_token (or $RASA_AUTH_TOKEN)\n"
+        f"  Logs:      {config.log_dir}\n"
+        "Press Ctrl-C to stop both servers.",
+        flush=True,
+    )
+    code = wait_for_exit(servers)
+    if code is None:
+        print("\nStopped.")
+        return 0
+    print(f"A server exited unexpectedly (code {code}); see the logs in {config.log_dir}.", file=sys.stderr)
+    return 1
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from bot.model_store import ensure_model
+    from bot.servers import ServerConfig, server_environment
+
+    if _check():
+        return 1
+    model = ensure_model()
+    config = ServerConfig(model=model, action_port=args.action_port)
+    env = server_environment(config)
+    action = subprocess.Popen(
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(args.action_port), "--quiet"],
+        cwd=PROJECT_ROOT, env=env,
+    )
+    try:
+        return subprocess.call(
+            [sys.executable, "-m", "rasa", "shell", "--model", str(model), "--endpoints", "endpoints.yml"],
+            cwd=PROJECT_ROOT, env=env,
+        )
+    finally:
+        action.terminate()
+        action.wait()
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` and run the command. Returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="validate the knowledge files")
+    commands.add_parser("train", help="train the model if its inputs changed")
+    run = commands.add_parser("run", help="start the assistant on loopback")
+    run.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
+    run.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    shell = commands.add_parser("shell", help="chat with the assistant in the terminal")
+    shell.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check()
+    if args.command == "train":
+        from bot.model_store import ensure_model
+
+        ensure_model()
+        return 0
+    if args.command == "run":
+        return _run(args)
+    return _shell(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

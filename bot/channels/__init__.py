@@ -1,0 +1,1 @@
+"""Rasa input channels of the assistant. Each one screens user messages with ``message_guard`` first."""

@@ -1,0 +1,66 @@
+"""Screen every user message before the dialogue sees it: size limits, control characters and PII masking.
+
+Wraps the ``on_new_message`` callback that Rasa hands each input channel, so the same rules hold on every
+channel (REST, socketio, WeChat). A message that should not reach the dialogue gets a reply on its own
+channel instead; a message with personal data reaches the dialogue masked, so the tracker store, the event
+broker and the logs never see the data (see ``bot.privacy``).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Awaitable, Callable
+
+from rasa.core.channels.channel import UserMessage
+
+from bot.channels.notices import EMPTY_MESSAGE, MESSAGE_TOO_LONG, PRIVACY_NOTICE, notice_text
+from bot.privacy import mask_pii_with_counts
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_CHARS = 2000
+"""Longest user message (in characters, after stripping) passed to the dialogue; longer ones are refused with
+a reply asking the user to shorten it."""
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+OnNewMessage = Callable[[UserMessage], Awaitable[None]]
+
+
+def clean_text(text: object) -> str:
+    """``text`` as a string without control or invisible formatting characters; non-strings become ``""``."""
+    if not isinstance(text, str):
+        return ""
+    return _CONTROL_CHARACTERS.sub("", text).strip()
+
+
+async def _reply(message: UserMessage, response_name: str) -> None:
+    await message.output_channel.send_response(message.sender_id, {"text": notice_text(response_name)})
+
+
+def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
+    """Wrap a channel's ``on_new_message`` so that each message is screened first.
+
+    * empty (or only control characters / whitespace): replied to with ``utter_empty_message``, not passed on;
+    * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
+    * otherwise PII is masked (``bot.privacy``), the kinds masked are added to the metadata as ``pii_masked``
+      (counts only), a privacy notice is sent when anything was masked, and the message is passed on.
+    """
+
+    async def screened(message: UserMessage) -> None:
+        text = clean_text(message.text)
+        if not text:
+            await _reply(message, EMPTY_MESSAGE)
+            return
+        if len(text) > MAX_MESSAGE_CHARS:
+            logger.info("Refused a message of %d characters from one sender.", len(text))
+            await _reply(message, MESSAGE_TOO_LONG)
+            return
+        masked, counts = mask_pii_with_counts(text)
+        message.text = masked
+        if counts:
+            message.metadata = {**(message.metadata or {}), "pii_masked": counts}
+            await _reply(message, PRIVACY_NOTICE)
+        await on_new_message(message)
+
+    return screened

@@ -1,0 +1,248 @@
+"""Load and validate the fact files under ``data/knowledge/``.
+
+Every phone number, article number, time limit and case the bot states comes from these files. Each entry
+carries its ``source`` and a ``verified`` date; entries that are not confirmed carry a ``caveat`` that is
+always shown with them. The files are validated with pydantic on load: a missing or wrong field raises
+:class:`KnowledgeError` naming the file and the field, so a bad file stops start-up instead of leaving a
+silent gap in a conversation.
+
+Sources of the facts themselves: ``shared/DOMAIN.md`` (copied into each entry's ``source``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, List, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, Extra, ValidationError, root_validator, validator
+
+from bot import PROJECT_ROOT
+
+KNOWLEDGE_DIR = PROJECT_ROOT / "data" / "knowledge"
+"""Default folder of the knowledge files."""
+
+_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class KnowledgeError(ValueError):
+    """A knowledge file is missing, unreadable or fails its schema; the message names file and field."""
+
+
+class SourcedEntry(BaseModel):
+    """Fields every fact carries: where it was read, when it was checked, and whether it is confirmed.
+
+    ``caveat`` is required when ``status`` is ``unconfirmed`` and is shown with the fact.
+    """
+
+    source: str
+    verified: dt.date
+    status: Literal["confirmed", "unconfirmed"]
+    caveat: Optional[str] = None
+
+    class Config:
+        extra = Extra.forbid
+
+    @validator("source")
+    def _source_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source must not be empty")
+        return value
+
+
+
+def _join_cjk_lines(text: str) -> str:
+    """Drop the spaces YAML folding puts between Chinese line breaks; keep spaces between Latin words."""
+    return re.sub(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])", "", text).strip()
+
+
+class Fact(SourcedEntry):
+    """One statable fact: ``key`` is the template variable in domain.yml, ``value`` the text inserted.
+
+    Raises (on load): a validation error when ``status`` is ``unconfirmed`` and no ``caveat`` is given.
+    """
+
+    key: str
+    value: str
+
+    @validator("value", "caveat")
+    def _tidy_text(cls, value: Optional[str]) -> Optional[str]:
+        return _join_cjk_lines(value) if value is not None else None
+
+    @root_validator(skip_on_failure=True)
+    def _unconfirmed_needs_caveat(cls, values: dict) -> dict:
+        if values.get("status") == "unconfirmed" and not values.get("caveat"):
+            raise ValueError("an unconfirmed entry needs a caveat that is shown with it")
+        return values
+
+    @validator("key")
+    def _key_is_identifier(cls, value: str) -> str:
+        if not _KEY_PATTERN.match(value):
+            raise ValueError(f"key {value!r} must be lower_snake_case")
+        return value
+
+    def rendered(self) -> str:
+        """The text a user sees: the value, followed by the caveat in brackets when unconfirmed."""
+        if self.status == "unconfirmed":
+            return f"{self.value}（{self.caveat}）"
+        return self.value
+
+
+class Channel(Fact):
+    """An official channel (hotline, website or mini-program), from shared/DOMAIN.md §4."""
+
+    name: str
+    note: str = ""
+
+
+class Provision(Fact):
+    """A legal provision; ``value`` is the citation, ``summary`` what it says (shared/DOMAIN.md §3, §5)."""
+
+    summary: str
+
+    @validator("summary")
+    def _tidy_summary(cls, value: str) -> str:
+        return _join_cjk_lines(value)
+
+
+class Figure(Fact):
+    """A time limit or amount; ``value`` is written into replies, followed by ``unit`` in the template."""
+
+    unit: str
+    meaning: str
+
+
+class Case(Fact):
+    """A reported case or announcement, ``value`` being the sentence the bot writes (shared/DOMAIN.md §3, §5)."""
+
+
+class Institution(SourcedEntry):
+    """A lender in the directory. Numbers are strings as dialled; ``None`` means no sourced number."""
+
+    name: str
+    aliases: List[str]
+    service_number: Optional[str] = None
+    credit_card_number: Optional[str] = None
+
+    @validator("service_number", "credit_card_number")
+    def _number_shape(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not re.fullmatch(r"\d{3,5}(-\d{3,4}){0,2}", value):
+            raise ValueError(f"{value!r} is not a phone number")
+        return value
+
+
+class Knowledge(BaseModel):
+    """All knowledge files, validated. Shapes: lists of the entry models above."""
+
+    channels: List[Channel]
+    provisions: List[Provision]
+    figures: List[Figure]
+    cases: List[Case]
+    institutions: List[Institution]
+
+    def facts(self) -> List[Fact]:
+        """Every entry usable as a template variable (channels, provisions, figures, cases)."""
+        return [*self.channels, *self.provisions, *self.figures, *self.cases]
+
+    def template_values(self) -> Dict[str, str]:
+        """Map of template variable -> text, for filling ``{key}`` placeholders in domain.yml responses."""
+        return {fact.key: fact.rendered() for fact in self.facts()}
+
+    def fact(self, key: str) -> Fact:
+        """The fact with this key. Raises KeyError if there is none."""
+        for fact in self.facts():
+            if fact.key == key:
+                return fact
+        raise KeyError(key)
+
+    def statable_texts(self) -> List[str]:
+        """Every text a reply may take numbers from: fact values, caveats and institution numbers."""
+        texts = [fact.rendered() for fact in self.facts()]
+        for inst in self.institutions:
+            texts += [n for n in (inst.service_number, inst.credit_card_number) if n]
+        return texts
+
+
+# file name -> (top-level field in that file, field of Knowledge)
+_FILES = {
+    "channels.yml": "channels",
+    "provisions.yml": "provisions",
+    "figures.yml": "figures",
+    "cases.yml": "cases",
+    "banks.yml": "institutions",
+}
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            content = yaml.safe_load(handle)
+    except FileNotFoundError as err:
+        raise KnowledgeError(f"{path}: knowledge file is missing") from err
+    except yaml.YAMLError as err:
+        raise KnowledgeError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(content, dict):
+        raise KnowledgeError(f"{path}: expected a mapping at the top level")
+    return content
+
+
+def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> Knowledge:
+    """Read and validate every knowledge file in ``directory``.
+
+    Returns: a :class:`Knowledge`.
+    Raises: :class:`KnowledgeError` naming the file and the field (e.g. ``channels.yml: channels.3.source:
+    field required``) for a missing file, bad YAML, a schema violation or a duplicate key.
+    """
+    parsed = {}
+    for file_name, field in _FILES.items():
+        path = directory / file_name
+        content = _read_yaml(path)
+        if field not in content:
+            raise KnowledgeError(f"{path}: top-level field '{field}' is missing")
+        items = content[field]
+        if not isinstance(items, list):
+            raise KnowledgeError(f"{path}: '{field}' must be a list of mappings")
+        model = Knowledge.__fields__[field].type_
+        entries = []
+        for index, item in enumerate(items):
+            try:
+                entries.append(model.parse_obj(item))
+            except ValidationError as err:
+                raise KnowledgeError(f"{path}: {_describe(err, f'{field}: {index}')}") from err
+        parsed[field] = entries
+    knowledge = Knowledge(**parsed)
+    _check_unique_keys(knowledge, directory)
+    return knowledge
+
+
+def _describe(err: ValidationError, where: str) -> str:
+    parts = []
+    for problem in err.errors():
+        location = ".".join(str(p) for p in problem["loc"])
+        parts.append(f"{where}.{location}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def _check_unique_keys(knowledge: Knowledge, directory: Path) -> None:
+    seen: Dict[str, str] = {}
+    for fact in knowledge.facts():
+        if fact.key in seen:
+            raise KnowledgeError(f"{directory}: key '{fact.key}' is defined twice")
+        seen[fact.key] = fact.value
+    names: Dict[str, str] = {}
+    for inst in knowledge.institutions:
+        for alias in [inst.name, *inst.aliases]:
+            if alias in names and names[alias] != inst.name:
+                raise KnowledgeError(
+                    f"{directory / 'banks.yml'}: alias '{alias}' belongs to both "
+                    f"{names[alias]} and {inst.name}"
+                )
+            names[alias] = inst.name
+
+
+@lru_cache(maxsize=1)
+def default_knowledge() -> Knowledge:
+    """The project's knowledge, loaded once per process. Raises KnowledgeError like load_knowledge."""
+    return load_knowledge(KNOWLEDGE_DIR)

@@ -1,0 +1,59 @@
+"""The custom actions send the planned responses and set the resolved bank, without a Rasa server."""
+from __future__ import annotations
+
+import asyncio
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.guidance_actions import GUIDANCE_ACTIONS
+
+
+def _tracker(text: str, intent: str, **slots) -> Tracker:
+    return Tracker(
+        sender_id="test-user",
+        slots={"bank": None, "debt_type": None, **slots},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+def _action(name: str):
+    return next(cls() for cls in GUIDANCE_ACTIONS if cls().name() == name)
+
+
+def _run(name: str, tracker: Tracker):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(_action(name).run(dispatcher, tracker, {}))
+    return dispatcher.messages, events
+
+
+def test_agency_warning_action_sends_warning_case_and_official_channel():
+    messages, events = _run("action_warn_debt_agency", _tracker("有公司说能帮我停息挂账", "seek_debt_agency"))
+    assert [m["response"] for m in messages] == [
+        "utter_warn_debt_agency", "utter_agency_case", "utter_official_channel_card_issuer"]
+    assert messages[-1]["nfra_hotline"] == "12378"
+    assert events == []
+
+
+def test_hardship_action_resolves_the_bank_and_sets_the_slot():
+    messages, events = _run("action_guide_hardship_plan", _tracker("建行信用卡还不上了", "ask_hardship_plan"))
+    assert messages[-1]["response"] == "utter_bank_channel"
+    assert messages[-1]["bank_numbers"] == "95533"
+    assert events == [SlotSet("bank", "中国建设银行")]
+
+
+def test_hardship_action_uses_the_debt_type_slot():
+    messages, _ = _run("action_guide_hardship_plan", _tracker("还不上了", "ask_hardship_plan", debt_type="网贷"))
+    assert messages[0]["response"] == "utter_guide_online_loan_plan"
+
+
+def test_distress_action_offers_help_with_the_sourced_hotline():
+    messages, _ = _run("action_support_distress", _tracker("我真的不想活了", "express_distress"))
+    assert messages[0]["response"] == "utter_support_distress"
+    assert messages[0]["psychological_hotline"] == "12356"

@@ -1,0 +1,51 @@
+"""Every channel screens messages: empty and over-long ones are answered, PII is masked before the dialogue."""
+from __future__ import annotations
+
+import asyncio
+
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+
+from bot.channels.message_guard import MAX_MESSAGE_CHARS, clean_text, guard_messages
+from bot.channels.notices import notice_text
+
+
+def _screen(text, metadata=None):
+    received = []
+
+    async def dialogue(message: UserMessage) -> None:
+        received.append(message)
+
+    output = CollectingOutputChannel()
+    message = UserMessage(text, output, "user-1", metadata=metadata)
+    asyncio.run(guard_messages(dialogue)(message))
+    return received, [m["text"] for m in output.messages]
+
+
+def test_empty_and_whitespace_messages_get_a_reply_and_never_reach_the_dialogue():
+    for text in ("", "   ", "\u200b\x00\n", None):
+        received, replies = _screen(text)
+        assert received == []
+        assert replies == [notice_text("utter_empty_message")]
+
+
+def test_over_long_message_is_refused_with_a_reply():
+    received, replies = _screen("我" * (MAX_MESSAGE_CHARS + 1))
+    assert received == []
+    assert replies == [notice_text("utter_message_too_long")]
+
+
+def test_message_at_the_limit_passes():
+    received, replies = _screen("欠" * MAX_MESSAGE_CHARS)
+    assert len(received) == 1 and replies == []
+
+
+def test_personal_data_is_masked_before_the_dialogue_and_the_user_is_told():
+    received, replies = _screen("我身份证11010519491231002X，电话13812345678", metadata={"a": 1})
+    assert received[0].text == "我身份证[身份证号已隐藏]，电话[手机号已隐藏]"
+    assert received[0].metadata == {"a": 1, "pii_masked": {"resident_id": 1, "mobile": 1}}
+    assert replies == [notice_text("utter_privacy_notice")]
+
+
+def test_control_characters_are_removed_but_newlines_kept():
+    assert clean_text("欠款\x07\n两万\u202e") == "欠款\n两万"
+    assert clean_text(12345) == ""

@@ -1,0 +1,100 @@
+"""No number can reach a user unless it is in data/knowledge/.
+
+Walks every response in domain.yml (text, button titles and payloads) and every reply the actions can plan,
+renders it the way Rasa does (``rasa.core.nlg.interpolator``) with the values the actions pass, and fails on
+any digit run that does not occur in a knowledge file, or on a placeholder left unfilled.
+"""
+from __future__ import annotations
+
+import re
+from itertools import product
+
+import pytest
+import yaml
+from rasa.core.nlg.interpolator import interpolate_text
+
+from bot import PROJECT_ROOT
+from bot.directory import institution_numbers
+from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
+
+_PLACEHOLDER = re.compile(r"{[^{}\n]+}")
+
+
+def _knowledge_digits(knowledge) -> set:
+    return {run for text in knowledge.statable_texts() for run in re.findall(r"\d+", text)}
+
+
+def _texts_of(variant: dict) -> list:
+    texts = [variant.get("text", "")]
+    for button in variant.get("buttons", []):
+        texts += [button["title"], button["payload"]]
+    return texts
+
+
+def _offending_digits(text: str, allowed: set) -> list:
+    return [run for run in re.findall(r"\d+", text) if run not in allowed]
+
+
+def _rule_and_story_responses() -> set:
+    names = set()
+    for file in ("data/rules.yml", "data/stories.yml"):
+        content = yaml.safe_load((PROJECT_ROOT / file).read_text(encoding="utf-8"))
+        for block in content.get("rules", []) + content.get("stories", []):
+            names |= {step["action"] for step in block["steps"] if step.get("action", "").startswith("utter_")}
+    return names
+
+
+def test_every_response_renders_only_knowledge_numbers(domain, knowledge):
+    allowed = _knowledge_digits(knowledge)
+    values = knowledge.template_values()
+    bank_variants = [
+        {"bank_name": inst.name, "bank_numbers": "，".join(institution_numbers(inst))}
+        for inst in knowledge.institutions
+    ]
+    checked = 0
+    for name, variants in domain["responses"].items():
+        for variant, bank in product(variants, bank_variants):
+            for text in _texts_of(variant):
+                rendered = interpolate_text(text, {**values, **bank})
+                assert not _PLACEHOLDER.search(rendered), f"{name}: unfilled placeholder in {rendered!r}"
+                assert not _offending_digits(rendered, allowed), f"{name}: {rendered!r}"
+                checked += 1
+    assert checked > 100
+
+
+def test_response_templates_hold_no_digits_at_all(domain):
+    """Numbers enter replies only through {placeholders} filled from data/knowledge/, never typed in."""
+    for name, variants in domain["responses"].items():
+        for variant in variants:
+            for text in _texts_of(variant):
+                outside_placeholders = _PLACEHOLDER.sub("", text)
+                assert not re.search(r"\d", outside_placeholders), f"{name} has a typed-in number: {text!r}"
+
+
+def test_every_planned_reply_renders_only_knowledge_numbers(domain, knowledge):
+    allowed = _knowledge_digits(knowledge)
+    messages = ["", *(f"{inst.aliases[0]}的信用卡还不上了" for inst in knowledge.institutions), "宇宙银行"]
+    debt_types = [None, "信用卡", "网贷", "消费贷", "房贷", "车贷"]
+    for topic, message, debt_type in product(TOPIC_RESPONSES, messages, debt_types):
+        plan = plan_guidance(topic, ConversationState(message, debt_type=debt_type), knowledge)
+        for reply in plan.replies:
+            for variant in domain["responses"][reply.response]:
+                for text in _texts_of(variant):
+                    rendered = interpolate_text(text, reply.variables)
+                    assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
+                    assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+
+
+def test_responses_sent_without_an_action_have_no_placeholders(domain):
+    direct = _rule_and_story_responses() | {"utter_empty_message", "utter_message_too_long", "utter_privacy_notice"}
+    assert "utter_greet" in direct
+    for name in direct:
+        for variant in domain["responses"][name]:
+            for text in _texts_of(variant):
+                assert not _PLACEHOLDER.search(text), f"{name} is sent without variables but has {text!r}"
+
+
+@pytest.mark.parametrize("forbidden", ["165", "12363"])
+def test_numbers_we_must_not_give_are_absent_from_responses(domain, forbidden):
+    dumped = yaml.safe_dump(domain["responses"], allow_unicode=True)
+    assert forbidden not in dumped
