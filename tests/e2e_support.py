@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import socketio
-import yaml
 
 from bot import PROJECT_ROOT
 from bot.servers import RunningServers, ServerConfig, free_port, start_servers
@@ -18,11 +17,12 @@ TEST_TOKEN = "e2e-test-token"
 
 
 def write_sqlite_endpoints(directory: Path) -> Path:
-    """A copy of endpoints.yml whose SQLite tracker store lives in ``directory``; returns its path."""
-    endpoints = yaml.safe_load((PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8"))
-    endpoints["tracker_store"]["db"] = str(directory / "tracker.db")
+    """endpoints.yml, byte for byte except that its SQLite file lives in ``directory``; returns the copy's path."""
+    original = (PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")
+    default_db = 'db: "var/tracker.db"'
+    assert default_db in original, "endpoints.yml no longer has the default SQLite path"
     path = directory / "endpoints.yml"
-    path.write_text(yaml.safe_dump(endpoints), encoding="utf-8")
+    path.write_text(original.replace(default_db, f'db: "{directory / "tracker.db"}"'), encoding="utf-8")
     return path
 
 

@@ -1,0 +1,28 @@
+"""endpoints.yml and endpoints.production.yml resolve the way Rasa reads them."""
+from __future__ import annotations
+
+from rasa.utils.endpoints import read_endpoint_config
+
+from bot import PROJECT_ROOT
+
+
+def test_action_endpoint_port_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ACTION_SERVER_PORT", "5999")
+    for file in ("endpoints.yml", "endpoints.production.yml"):
+        for name in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_HOST", "REDIS_PORT", "REDIS_DB"):
+            monkeypatch.setenv(name, "x")
+        endpoint = read_endpoint_config(str(PROJECT_ROOT / file), "action_endpoint")
+        assert endpoint.url == "http://127.0.0.1:5999/webhook", file
+
+
+def test_default_tracker_store_is_sqlite_and_production_is_postgres(monkeypatch):
+    for name, value in {"ACTION_SERVER_PORT": "5055", "DB_HOST": "db.internal", "DB_PORT": "5432",
+                        "DB_NAME": "rasa", "DB_USER": "rasa", "DB_PASSWORD": "secret", "REDIS_HOST": "r",
+                        "REDIS_PORT": "6379", "REDIS_DB": "1"}.items():
+        monkeypatch.setenv(name, value)
+    default = read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "tracker_store")
+    assert (default.type, default.kwargs["dialect"], default.kwargs["db"]) == ("SQL", "sqlite", "var/tracker.db")
+    production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "tracker_store")
+    assert production.kwargs["dialect"] == "postgresql" and production.url == "db.internal"
+    locks = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "lock_store")
+    assert locks.type == "redis" and locks.url == "r"
