@@ -64,7 +64,7 @@ ACTION_FOR_TOPIC = {
     "express_distress": "action_support_distress",
     "request_human": "action_handoff",
 }
-"""Core intent -> the action that answers it (the same pairs as the rules in data/rules.yml)."""
+"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/rules.yml)."""
 
 GUIDANCE_ACTIONS = [_guidance_action(topic, name) for topic, name in ACTION_FOR_TOPIC.items()]
 globals().update({cls.__name__: cls for cls in GUIDANCE_ACTIONS})

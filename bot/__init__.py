@@ -6,4 +6,4 @@ classes are thin adapters around it.
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-"""Absolute path of the repository root (the folder holding config.yml and domain.yml)."""
+"""Absolute path of the repository root (the folder holding config.yml and domain/)."""

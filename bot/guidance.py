@@ -1,6 +1,6 @@
 """Decide which responses answer a topic, and with which facts.
 
-The text of every reply lives in ``domain.yml``; the facts it quotes live in ``data/knowledge/``. This module
+The text of every reply lives in ``domain/``; the facts it quotes live in ``data/knowledge/``. This module
 joins them: for a topic (the core intent being answered) and what the conversation has revealed so far, it
 returns an ordered list of :class:`ReplyInstruction` — a domain response name plus the template variables to
 fill it with. The custom actions in ``actions/`` only turn these into ``dispatcher.utter_message`` calls.
@@ -42,12 +42,12 @@ TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     "express_distress": ("utter_support_distress",),
     "request_human": ("utter_handoff_unavailable", _BANK_LINE),
 }
-"""Topic (core intent) -> responses sent, in order. Every core intent in domain.yml has an entry."""
+"""Topic (core intent) -> responses sent, in order. Every core intent in domain/ has an entry."""
 
 
 @dataclass(frozen=True)
 class ReplyInstruction:
-    """One reply: ``response`` is a response name in domain.yml, ``variables`` fill its ``{placeholders}``."""
+    """One reply: ``response`` is a response name in domain/, ``variables`` fill its ``{placeholders}``."""
 
     response: str
     variables: Dict[str, str] = field(default_factory=dict)

@@ -59,7 +59,7 @@ def _join_cjk_lines(text: str) -> str:
 
 
 class Fact(SourcedEntry):
-    """One statable fact: ``key`` is the template variable in domain.yml, ``value`` the text inserted.
+    """One statable fact: ``key`` is the template variable in domain/, ``value`` the text inserted.
 
     Raises (on load): a validation error when ``status`` is ``unconfirmed`` and no ``caveat`` is given.
     """
@@ -147,7 +147,7 @@ class Knowledge(BaseModel):
         return [*self.channels, *self.provisions, *self.figures, *self.cases]
 
     def template_values(self) -> Dict[str, str]:
-        """Map of template variable -> text, for filling ``{key}`` placeholders in domain.yml responses."""
+        """Map of template variable -> text, for filling ``{key}`` placeholders in domain/ responses."""
         return {fact.key: fact.rendered() for fact in self.facts()}
 
     def fact(self, key: str) -> Fact:

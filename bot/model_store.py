@@ -1,7 +1,7 @@
 """Train the Rasa model only when its inputs changed, keyed by a content hash.
 
-The key is a SHA-256 over the files that define the model (config.yml, domain.yml, the NLU, rules and
-stories data and the jieba dictionary) plus the Rasa version. The model is stored as
+The key is a SHA-256 over the files that define the model (config.yml, domain/, the NLU data, the rules and
+stories in data/dialogue/ and the jieba dictionary) plus the Rasa version. The model is stored as
 ``models/<key>.tar.gz``; an unchanged project finds it and starts without retraining.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from bot import PROJECT_ROOT
 MODEL_DIR = PROJECT_ROOT / "models"
 """Where trained models are kept."""
 
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data/nlu", "data/rules.yml", "data/stories.yml", "data/jieba")
+TRAINING_INPUTS = ("config.yml", "domain", "data/nlu", "data/dialogue", "data/jieba")
 """Files and folders (relative to the project root) whose content defines the model."""
 
 
@@ -69,8 +69,8 @@ def ensure_model(root: Path = PROJECT_ROOT, quiet: bool = False) -> Path:
     partial = target.with_name(target.name.replace(".tar.gz", "-partial"))
     subprocess.run(
         [sys.executable, "-m", "rasa", "train", "--out", str(target.parent),
-         "--fixed-model-name", partial.name, "--config", "config.yml", "--domain", "domain.yml",
-         "--data", "data/nlu", "data/rules.yml", "data/stories.yml"],
+         "--fixed-model-name", partial.name, "--config", "config.yml", "--domain", "domain",
+         "--data", "data/nlu", "data/dialogue"],
         cwd=root, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     Path(str(partial) + ".tar.gz").rename(target)

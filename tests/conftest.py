@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bot import PROJECT_ROOT
+from bot.project_files import merged_domain
 from bot.knowledge import Knowledge, default_knowledge
 
 
@@ -18,8 +17,8 @@ def knowledge() -> Knowledge:
 
 @pytest.fixture(scope="session")
 def domain() -> dict:
-    """domain.yml as a plain mapping."""
-    return yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text(encoding="utf-8"))
+    """The domain (domain/*.yml) merged as Rasa merges it, as a plain mapping."""
+    return merged_domain()
 
 
 @pytest.fixture(scope="session")

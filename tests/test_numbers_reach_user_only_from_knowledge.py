@@ -1,6 +1,6 @@
 """No number can reach a user unless it is in data/knowledge/.
 
-Walks every response in domain.yml (text, button titles and payloads) and every reply the actions can plan,
+Walks every response in the domain (text, button titles and payloads) and every reply the actions can plan,
 renders it the way Rasa does (``rasa.core.nlg.interpolator``) with the values the actions pass, and fails on
 any digit run that does not occur in a knowledge file, or on a placeholder left unfilled.
 """
@@ -13,7 +13,7 @@ import pytest
 import yaml
 from rasa.core.nlg.interpolator import interpolate_text
 
-from bot import PROJECT_ROOT
+from bot.project_files import dialogue_blocks
 from bot.directory import institution_numbers
 from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
 
@@ -37,10 +37,8 @@ def _offending_digits(text: str, allowed: set) -> list:
 
 def _rule_and_story_responses() -> set:
     names = set()
-    for file in ("data/rules.yml", "data/stories.yml"):
-        content = yaml.safe_load((PROJECT_ROOT / file).read_text(encoding="utf-8"))
-        for block in content.get("rules", []) + content.get("stories", []):
-            names |= {step["action"] for step in block["steps"] if step.get("action", "").startswith("utter_")}
+    for block in dialogue_blocks():
+        names |= {step["action"] for step in block["steps"] if step.get("action", "").startswith("utter_")}
     return names
 
 

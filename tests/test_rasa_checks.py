@@ -50,7 +50,7 @@ def test_holdout_has_enough_examples_and_none_is_in_the_training_data():
 
 
 def test_rasa_data_validate_passes():
-    result = _rasa("data", "validate", "--data", "data/nlu", "data/rules.yml", "data/stories.yml")
+    result = _rasa("data", "validate", "--data", "data/nlu", "data/dialogue", "--domain", "domain")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
