@@ -161,8 +161,13 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     return servers
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def wait_for_exit(servers: RunningServers) -> Optional[int]:
-    """Block until either server exits (returns its code) or Ctrl-C (stops both, returns None)."""
+    """Block until either server exits (returns its code) or Ctrl-C / SIGTERM (stops both, returns None)."""
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             for process in (servers.rasa_server, servers.action_server):

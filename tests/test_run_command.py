@@ -1,0 +1,54 @@
+"""The README's run path: ``python -m bot run`` serves on loopback, and Ctrl-C stops everything it started."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bot import PROJECT_ROOT
+from bot.servers import free_port
+from tests.e2e_support import joined_text, post
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
+    rasa_port, action_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "RASA_AUTH_TOKEN": "run-test-token"},
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert any("The assistant is running" in line for line in output), "".join(output)
+        assert any(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook" in line for line in output)
+        status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+                            {"sender": "run-1", "message": "信用卡还不上了想跟银行协商"})
+        assert status == 200 and "个性化分期还款" in joined_text(body)
+        assert _port_open(action_port)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert not _port_open(rasa_port) and not _port_open(action_port)
