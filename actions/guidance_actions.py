@@ -14,14 +14,19 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.guidance import ConversationState, plan_guidance
 from bot.knowledge import default_knowledge
+from bot.risk import default_risk_engine
 
 
 def conversation_state(tracker: Tracker) -> ConversationState:
-    """Read what the guidance needs from the tracker (latest text and the bank/debt_type slots)."""
+    """Read what the guidance needs from the tracker: latest text and intent, bank/debt_type and risk slots."""
     return ConversationState(
         latest_message=tracker.latest_message.get("text") or "",
+        intent=(tracker.latest_message.get("intent") or {}).get("name"),
         bank=tracker.get_slot("bank"),
         debt_type=tracker.get_slot("debt_type"),
+        red_flags=tuple(tracker.get_slot("red_flags") or ()),
+        risk_level=tracker.get_slot("risk_level"),
+        user_segment=tracker.get_slot("user_segment"),
     )
 
 
@@ -37,7 +42,7 @@ class GuidanceAction(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        plan = plan_guidance(self.topic, conversation_state(tracker), default_knowledge())
+        plan = plan_guidance(self.topic, conversation_state(tracker), default_knowledge(), default_risk_engine())
         for reply in plan.replies:
             dispatcher.utter_message(response=reply.response, **reply.variables)
         return [SlotSet(name, value) for name, value in plan.slots.items()]

@@ -15,18 +15,20 @@ import sys
 
 from bot import PROJECT_ROOT
 from bot.knowledge import KnowledgeError, default_knowledge
+from bot.risk import load_lexicon
 
 
 def _check() -> int:
     try:
         knowledge = default_knowledge()
+        lexicon = load_lexicon()
     except KnowledgeError as err:
         print(f"Knowledge files are invalid: {err}", file=sys.stderr)
         return 1
     print(
         f"Knowledge OK: {len(knowledge.channels)} channels, {len(knowledge.provisions)} provisions, "
         f"{len(knowledge.figures)} figures, {len(knowledge.cases)} cases, "
-        f"{len(knowledge.institutions)} institutions."
+        f"{len(knowledge.institutions)} institutions, {len(lexicon.flags)} tactic flags."
     )
     return 0
 

@@ -8,10 +8,11 @@ fill it with. The custom actions in ``actions/`` only turn these into ``dispatch
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 from bot.directory import find_institutions_in_text, institution_numbers, resolve_institution
 from bot.knowledge import Institution, Knowledge
+from bot.risk import VICTIM_FLAGS, RiskAssessment, RiskEngine
 
 ONLINE_LOAN_TYPES = frozenset({"网贷", "消费贷"})
 """Debt types with no statutory hardship plan: negotiated through the lender's own app or hotline
@@ -32,7 +33,7 @@ TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
         "utter_credit_repair_policy",
         "utter_credit_report_channel",
     ),
-    "agency_victim": ("utter_support_agency_victim", "utter_stopped_paying_consequence", _BANK_LINE),
+    "agency_victim": ("utter_support_agency_victim", _BANK_LINE),
     "ask_evade_debt": ("utter_explain_evasion_risk", "utter_official_channel_card_issuer"),
     "ask_legal_risk": ("utter_explain_legal_risk",),
     "ask_hardship_plan": ("utter_guide_hardship_plan", _BANK_LINE),
@@ -43,6 +44,41 @@ TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     "request_human": ("utter_handoff_unavailable", _BANK_LINE),
 }
 """Topic (core intent) -> responses sent, in order. Every core intent in domain/ has an entry."""
+
+FLAG_RESPONSES: Dict[str, str] = {
+    "false_promise": "utter_flag_false_promise",
+    "upfront_fee": "utter_flag_upfront_fee",
+    "fee_paid": "utter_flag_fee_paid",
+    "data_handed_over": "utter_flag_data_handed_over",
+    "told_to_stop_paying": "utter_stopped_paying_consequence",
+    "forgery_request": "utter_flag_forgery_request",
+    "complaint_leverage": "utter_flag_complaint_leverage",
+    "agency_offer": "utter_flag_agency_offer",
+    "collection_abuse": "utter_guide_collection_complaint",
+}
+"""Red flag (bot/risk.py lexicon id) -> the response answering it when the user mentions it."""
+
+TOPIC_COVERS_FLAGS: Dict[str, frozenset] = {
+    "seek_debt_agency": frozenset({"agency_offer", "upfront_fee"}),
+    "seek_credit_repair": frozenset({"agency_offer", "upfront_fee", "false_promise"}),
+    "agency_victim": frozenset({"agency_offer", "upfront_fee"}),
+    "report_collection_abuse": frozenset({"collection_abuse"}),
+    "express_distress": frozenset(FLAG_RESPONSES),
+    "request_human": frozenset(FLAG_RESPONSES),
+}
+"""Flags a topic's own answer already covers, so they are not answered twice."""
+
+VICTIM_CHECKLIST = ("utter_flag_fee_paid", "utter_flag_data_handed_over")
+"""What a victim gets when they did not say what they handed over: the whole stop-loss checklist."""
+
+SEGMENT_RESPONSES: Dict[str, str] = {
+    "misled": "utter_segment_misled",
+    "fuzzy": "utter_segment_fuzzy",
+    "victim": "utter_segment_victim",
+}
+"""Segment -> the message fitting it (rational users get no extra message: straight to the channel)."""
+
+_NO_SEGMENT_MESSAGE_TOPICS = frozenset({"express_distress", "request_human", "agency_victim"})
 
 
 @dataclass(frozen=True)
@@ -57,13 +93,18 @@ class ReplyInstruction:
 class ConversationState:
     """What the dialogue knows when a topic is answered.
 
-    ``latest_message``: the user's last text (already PII-masked); ``bank``: the bank slot (canonical name or
-    a raw alias, may be None); ``debt_type``: one of 信用卡/网贷/消费贷/房贷/车贷 or None.
+    ``latest_message``: the user's last text (already PII-masked); ``intent``: its NLU intent; ``bank``: the
+    bank slot (canonical name or a raw alias, may be None); ``debt_type``: one of 信用卡/网贷/消费贷/房贷/车贷
+    or None; ``red_flags``, ``risk_level``, ``user_segment``: the risk slots before this message.
     """
 
     latest_message: str = ""
+    intent: Optional[str] = None
     bank: Optional[str] = None
     debt_type: Optional[str] = None
+    red_flags: Tuple[str, ...] = ()
+    risk_level: Optional[str] = None
+    user_segment: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +112,8 @@ class GuidancePlan:
     """The replies for one turn plus the slot values the turn established (e.g. the resolved bank)."""
 
     replies: List[ReplyInstruction]
-    slots: Dict[str, Optional[str]]
+    slots: Dict[str, Union[str, List[str], None]]
+    risk: Optional[RiskAssessment] = None
 
 
 def identify_institution(state: ConversationState, knowledge: Knowledge) -> Optional[Institution]:
@@ -93,26 +135,78 @@ def bank_line(institution: Institution) -> ReplyInstruction:
     )
 
 
-def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge) -> GuidancePlan:
+def assess_risk(topic: str, state: ConversationState, engine: RiskEngine) -> RiskAssessment:
+    """The risk engine's view of the latest message, given the conversation's risk slots."""
+    return engine.assess(state.latest_message, state.intent or topic, state.red_flags, state.risk_level,
+                         state.user_segment)
+
+
+def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
+                  engine: Optional[RiskEngine] = None) -> GuidancePlan:
     """The replies answering ``topic`` in ``state``.
 
     Args: ``topic`` a core intent name (a key of TOPIC_RESPONSES); ``state`` the conversation so far;
-    ``knowledge`` the validated knowledge files.
-    Returns: a GuidancePlan whose replies all carry the knowledge template values.
+    ``knowledge`` the validated knowledge files; ``engine`` the risk engine (without one, no red flags or
+    segment shape the answer).
+    Returns: a GuidancePlan whose replies all carry the knowledge template values, and whose slots hold the
+    resolved bank and the updated risk slots (``risk_level``, ``red_flags``, ``user_segment``).
     Raises: KeyError for an unknown topic.
     """
     facts = knowledge.template_values()
     institution = identify_institution(state, knowledge)
+    risk = assess_risk(topic, state, engine) if engine is not None else None
     replies: List[ReplyInstruction] = []
-    for response in _responses_for(topic, state):
+    for response in _shape(topic, state, risk):
         if response == _BANK_LINE:
             if institution is not None:
                 line = bank_line(institution)
                 replies.append(ReplyInstruction(line.response, {**facts, **line.variables}))
             continue
         replies.append(ReplyInstruction(response, dict(facts)))
-    slots = {"bank": institution.name} if institution is not None else {}
-    return GuidancePlan(replies=replies, slots=slots)
+    slots: Dict[str, Union[str, List[str], None]] = {}
+    if institution is not None:
+        slots["bank"] = institution.name
+    if risk is not None:
+        slots.update(risk_level=risk.level, red_flags=list(risk.red_flags), user_segment=risk.segment)
+    return GuidancePlan(replies=replies, slots=slots, risk=risk)
+
+
+def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment]) -> List[str]:
+    """The topic's responses, then one per red flag mentioned now, then the segment message, then the bank."""
+    base = list(_responses_for(topic, state))
+    if risk is None:
+        return base
+    bank_at_end = base and base[-1] == _BANK_LINE
+    tail = [base.pop()] if bank_at_end else []
+    if topic == "seek_debt_agency" and risk.segment == "rational":
+        base.remove("utter_agency_case")  # they already doubt the seller: straight to the official channel
+    covered = TOPIC_COVERS_FLAGS.get(topic, frozenset())
+    extra = [FLAG_RESPONSES[f] for f in risk.new_flags if f in FLAG_RESPONSES and f not in covered]
+    if topic == "agency_victim" and not any(r in extra for r in VICTIM_CHECKLIST):
+        extra = [*VICTIM_CHECKLIST, *extra]
+    segment_message = SEGMENT_RESPONSES.get(risk.segment or "")
+    if segment_message and topic not in _NO_SEGMENT_MESSAGE_TOPICS and _segment_is_news(risk, state):
+        extra.append(segment_message)
+    # the official-channel line closes the answer, after the warnings
+    closing = [r for r in base if r == "utter_official_channel_card_issuer"]
+    body = [r for r in base if r not in closing]
+    shaped: List[str] = []
+    for response in [*body, *extra, *tail, *closing]:
+        if response not in shaped:
+            shaped.append(response)
+    return shaped
+
+
+def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
+    """Whether to send the segment message now.
+
+    Victims get the reminder on later answers (what they revealed earlier changes the answer); misled and
+    fuzzy users get theirs when this message showed the segment.
+    """
+    if risk.segment == "victim":
+        revealed_earlier = state.user_segment == "victim" or bool(VICTIM_FLAGS & set(state.red_flags))
+        return revealed_earlier and not (VICTIM_FLAGS & set(risk.new_flags))
+    return risk.segment != state.user_segment or bool(risk.new_flags)
 
 
 def _responses_for(topic: str, state: ConversationState) -> Tuple[str, ...]:

@@ -69,3 +69,62 @@ def test_distress_reply_carries_the_sourced_hotlines(knowledge):
 def test_unknown_topic_raises(knowledge):
     with pytest.raises(KeyError):
         plan_guidance("order_pizza", ConversationState(), knowledge)
+
+
+# ---------- with the risk engine ----------
+
+from bot.risk import default_risk_engine  # noqa: E402
+
+
+def _plan(topic, text, **state):
+    from bot.knowledge import default_knowledge
+
+    return plan_guidance(topic, ConversationState(text, intent=topic, **state), default_knowledge(),
+                         default_risk_engine())
+
+
+def test_red_flags_are_answered_one_by_one():
+    plan = _plan("seek_debt_agency", "他们说不成功不收费，包上岸，还让我开个贫困证明")
+    names = _names(plan)
+    assert "utter_flag_false_promise" in names and "utter_flag_forgery_request" in names
+    assert names[-1] == "utter_official_channel_card_issuer"
+
+
+def test_a_risk_signal_inside_another_intent_is_still_addressed():
+    plan = _plan("report_collection_abuse", "催收天天骂我，有人说交两千能帮我停息挂账")
+    names = _names(plan)
+    assert names[0] == "utter_guide_collection_complaint"
+    assert "utter_flag_agency_offer" in names and "utter_flag_upfront_fee" in names
+    assert plan.slots["risk_level"] == "medium"
+
+
+def test_collection_abuse_inside_an_agency_question_gets_the_complaint_route():
+    names = _names(_plan("seek_debt_agency", "催收天天骂我，有人说交两千能帮我停息挂账"))
+    assert names[0] == "utter_warn_debt_agency" and "utter_guide_collection_complaint" in names
+
+
+def test_victim_gets_the_specific_steps_for_what_they_handed_over():
+    names = _names(_plan("agency_victim", "我交了服务费，还把身份证和验证码给了他们，他们让我先别还了"))
+    assert names[:1] == ["utter_support_agency_victim"]
+    assert {"utter_flag_fee_paid", "utter_flag_data_handed_over", "utter_stopped_paying_consequence"} <= set(names)
+
+
+def test_victim_without_specifics_gets_the_whole_checklist():
+    names = _names(_plan("agency_victim", "被协商公司坑了"))
+    assert {"utter_flag_fee_paid", "utter_flag_data_handed_over"} <= set(names)
+
+
+@pytest.mark.parametrize(
+    "topic, text, segment_message",
+    [
+        ("seek_debt_agency", "哪里能找到反催收团队", "utter_segment_misled"),
+        ("report_collection_abuse", "听说催收都是黑社会会上门打人，好害怕", "utter_segment_fuzzy"),
+    ],
+)
+def test_segment_messages(topic, text, segment_message):
+    assert segment_message in _names(_plan(topic, text))
+
+
+def test_rational_users_go_straight_to_the_official_channel():
+    names = _names(_plan("seek_debt_agency", "有个公司说交三千块服务费就能帮我停息挂账，靠谱吗"))
+    assert names == ["utter_warn_debt_agency", "utter_official_channel_card_issuer"]

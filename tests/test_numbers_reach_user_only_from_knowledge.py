@@ -16,6 +16,7 @@ from rasa.core.nlg.interpolator import interpolate_text
 from bot.project_files import dialogue_blocks
 from bot.directory import institution_numbers
 from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
+from bot.risk import default_risk_engine
 
 _PLACEHOLDER = re.compile(r"{[^{}\n]+}")
 
@@ -71,10 +72,14 @@ def test_response_templates_hold_no_digits_at_all(domain):
 
 def test_every_planned_reply_renders_only_knowledge_numbers(domain, knowledge):
     allowed = _knowledge_digits(knowledge)
-    messages = ["", *(f"{inst.aliases[0]}的信用卡还不上了" for inst in knowledge.institutions), "宇宙银行"]
+    messages = ["", *(f"{inst.aliases[0]}的信用卡还不上了" for inst in knowledge.institutions), "宇宙银行",
+                "不成功不收费，交了服务费，把身份证给了他们，让我先别还了，开假证明，恶意投诉，反催收，骂我",
+                "听说催收都是黑社会，好害怕", "有人说能帮我停息挂账，靠谱吗"]
     debt_types = [None, "信用卡", "网贷", "消费贷", "房贷", "车贷"]
-    for topic, message, debt_type in product(TOPIC_RESPONSES, messages, debt_types):
-        plan = plan_guidance(topic, ConversationState(message, debt_type=debt_type), knowledge)
+    segments = [None, "victim"]
+    for topic, message, debt_type, segment in product(TOPIC_RESPONSES, messages, debt_types, segments):
+        state = ConversationState(message, intent=topic, debt_type=debt_type, user_segment=segment)
+        plan = plan_guidance(topic, state, knowledge, default_risk_engine())
         for reply in plan.replies:
             for variant in domain["responses"][reply.response]:
                 for text in _texts_of(variant):

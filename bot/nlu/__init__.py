@@ -1,0 +1,1 @@
+"""Custom Rasa NLU components of the project (registered with Rasa's default recipe)."""
