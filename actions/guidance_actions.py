@@ -16,6 +16,9 @@ from bot.guidance import ConversationState, plan_guidance
 from bot.knowledge import default_knowledge
 from bot.risk import default_risk_engine
 
+HARDSHIP_FORM_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
+"""The required slots of hardship_plan_form (domain/hardship.yml)."""
+
 
 def conversation_state(tracker: Tracker) -> ConversationState:
     """Read what the guidance needs from the tracker: latest text and intent, bank/debt_type and risk slots."""
@@ -27,6 +30,7 @@ def conversation_state(tracker: Tracker) -> ConversationState:
         red_flags=tuple(tracker.get_slot("red_flags") or ()),
         risk_level=tracker.get_slot("risk_level"),
         user_segment=tracker.get_slot("user_segment"),
+        hardship_case_complete=all(tracker.get_slot(name) for name in HARDSHIP_FORM_SLOTS),
     )
 
 

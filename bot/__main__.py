@@ -4,7 +4,9 @@
 * ``train``  train the model if its inputs changed (content-hash key, see bot.model_store);
 * ``run``    train if needed, start the action and Rasa servers on loopback, print where to talk to them,
   and stop both on Ctrl-C;
-* ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``).
+* ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
+* ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
+  (bot.evaluation).
 """
 from __future__ import annotations
 
@@ -103,6 +105,9 @@ def main(argv=None) -> int:
     run.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
     shell = commands.add_parser("shell", help="chat with the assistant in the terminal")
     shell.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
+    evaluate.add_argument("--no-cross-validation", action="store_true",
+                          help="skip the 5-fold cross-validation (which trains five models)")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check()
@@ -113,6 +118,11 @@ def main(argv=None) -> int:
         return 0
     if args.command == "run":
         return _run(args)
+    if args.command == "evaluate":
+        from bot.evaluation import evaluate as run_evaluation
+
+        run_evaluation(cross_validation=not args.no_cross_validation)
+        return 0
     return _shell(args)
 
 

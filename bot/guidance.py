@@ -14,10 +14,6 @@ from bot.directory import find_institutions_in_text, institution_numbers, resolv
 from bot.knowledge import Institution, Knowledge
 from bot.risk import VICTIM_FLAGS, RiskAssessment, RiskEngine
 
-ONLINE_LOAN_TYPES = frozenset({"网贷", "消费贷"})
-"""Debt types with no statutory hardship plan: negotiated through the lender's own app or hotline
-(shared/DOMAIN.md §3, "Online and consumer loans")."""
-
 # Placeholder in the tables below for "the user's bank, if we know it".
 _BANK_LINE = "<bank>"
 
@@ -36,7 +32,7 @@ TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     "agency_victim": ("utter_support_agency_victim", _BANK_LINE),
     "ask_evade_debt": ("utter_explain_evasion_risk", "utter_official_channel_card_issuer"),
     "ask_legal_risk": ("utter_explain_legal_risk",),
-    "ask_hardship_plan": ("utter_guide_hardship_plan", _BANK_LINE),
+    "ask_hardship_plan": ("utter_hardship_intro",),
     "report_collection_abuse": ("utter_guide_collection_complaint", _BANK_LINE),
     "ask_credit_record": ("utter_answer_credit_record",),
     "ask_complaint_channel": ("utter_list_complaint_channels", _BANK_LINE),
@@ -95,7 +91,8 @@ class ConversationState:
 
     ``latest_message``: the user's last text (already PII-masked); ``intent``: its NLU intent; ``bank``: the
     bank slot (canonical name or a raw alias, may be None); ``debt_type``: one of 信用卡/网贷/消费贷/房贷/车贷
-    or None; ``red_flags``, ``risk_level``, ``user_segment``: the risk slots before this message.
+    or None; ``red_flags``, ``risk_level``, ``user_segment``: the risk slots before this message;
+    ``hardship_case_complete``: every hardship-form slot is already filled (the plan will be given again).
     """
 
     latest_message: str = ""
@@ -105,6 +102,7 @@ class ConversationState:
     red_flags: Tuple[str, ...] = ()
     risk_level: Optional[str] = None
     user_segment: Optional[str] = None
+    hardship_case_complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,6 +209,6 @@ def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
 
 def _responses_for(topic: str, state: ConversationState) -> Tuple[str, ...]:
     responses = TOPIC_RESPONSES[topic]
-    if topic == "ask_hardship_plan" and state.debt_type in ONLINE_LOAN_TYPES:
-        responses = ("utter_guide_online_loan_plan",) + responses[1:]
+    if topic == "ask_hardship_plan" and state.hardship_case_complete:
+        responses = ("utter_hardship_plan_again",)
     return responses

@@ -11,6 +11,7 @@ Sources of the facts themselves: ``shared/DOMAIN.md`` (copied into each entry's 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,13 @@ _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class KnowledgeError(ValueError):
     """A knowledge file is missing, unreadable or fails its schema; the message names file and field."""
+
+
+def check_phone_number(value: Optional[str]) -> Optional[str]:
+    """``value`` if it is shaped like a Chinese service number (95555, 400-820-5555) or None; else ValueError."""
+    if value is not None and not re.fullmatch(r"\d{3,5}(-\d{3,4}){0,2}", value):
+        raise ValueError(f"{value!r} is not a phone number")
+    return value
 
 
 class SourcedEntry(BaseModel):
@@ -122,25 +130,48 @@ class Institution(SourcedEntry):
     """A lender in the directory. Numbers are strings as dialled; ``None`` means no sourced number."""
 
     name: str
+    kind: Literal["bank", "online_lender"]
     aliases: List[str]
     service_number: Optional[str] = None
     credit_card_number: Optional[str] = None
 
-    @validator("service_number", "credit_card_number")
-    def _number_shape(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not re.fullmatch(r"\d{3,5}(-\d{3,4}){0,2}", value):
-            raise ValueError(f"{value!r} is not a phone number")
-        return value
+    _number_shape = validator("service_number", "credit_card_number", allow_reuse=True)(
+        lambda cls, value: check_phone_number(value))
+
+
+class Deployment(BaseModel):
+    """The bank deploying the assistant (data/knowledge/deployment.yml), supplied by that bank itself.
+
+    ``name`` must be an institution in banks.yml; its own numbers, when given, replace the directory's
+    (they come from the bank, so they are shown without the unconfirmed caveat).
+    """
+
+    name: str
+    self_references: List[str]
+    hardship_app_path: Optional[str] = None
+    service_number: Optional[str] = None
+    credit_card_number: Optional[str] = None
+    source: str
+    verified: dt.date
+
+    class Config:
+        extra = Extra.forbid
+
+    _number_shape = validator("service_number", "credit_card_number", allow_reuse=True)(
+        lambda cls, value: check_phone_number(value))
 
 
 class Knowledge(BaseModel):
-    """All knowledge files, validated. Shapes: lists of the entry models above."""
+    """All knowledge files, validated. Shapes: lists of the entry models above; ``deployment`` is None for a
+    neutral assistant."""
 
     channels: List[Channel]
     provisions: List[Provision]
     figures: List[Figure]
     cases: List[Case]
     institutions: List[Institution]
+    bank_advice: str
+    deployment: Optional[Deployment] = None
 
     def facts(self) -> List[Fact]:
         """Every entry usable as a template variable (channels, provisions, figures, cases)."""
@@ -160,8 +191,11 @@ class Knowledge(BaseModel):
     def statable_texts(self) -> List[str]:
         """Every text a reply may take numbers from: fact values, caveats and institution numbers."""
         texts = [fact.rendered() for fact in self.facts()]
-        for inst in self.institutions:
+        for inst in [*self.institutions, *([self.deployment] if self.deployment else [])]:
             texts += [n for n in (inst.service_number, inst.credit_card_number) if n]
+        texts.append(self.bank_advice)
+        if self.deployment and self.deployment.hardship_app_path:
+            texts.append(self.deployment.hardship_app_path)
         return texts
 
 
@@ -212,9 +246,33 @@ def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> Knowledge:
             except ValidationError as err:
                 raise KnowledgeError(f"{path}: {_describe(err, f'{field}: {index}')}") from err
         parsed[field] = entries
-    knowledge = Knowledge(**parsed)
+    advice = _read_yaml(directory / "banks.yml").get("advice")
+    if not isinstance(advice, str) or not advice.strip():
+        raise KnowledgeError(f"{directory / 'banks.yml'}: top-level field 'advice' is missing or empty")
+    knowledge = Knowledge(**parsed, bank_advice=advice, deployment=_load_deployment(directory))
     _check_unique_keys(knowledge, directory)
+    if knowledge.deployment and knowledge.deployment.name not in {i.name for i in knowledge.institutions}:
+        raise KnowledgeError(f"{_deployment_path(directory)}: deploying_institution.name: "
+                             f"'{knowledge.deployment.name}' is not an institution in banks.yml")
     return knowledge
+
+
+def _deployment_path(directory: Path) -> Path:
+    override = os.environ.get("DEBT_HELP_DEPLOYMENT")
+    return Path(override) if override else directory / "deployment.yml"
+
+
+def _load_deployment(directory: Path) -> Optional[Deployment]:
+    path = _deployment_path(directory)
+    content = _read_yaml(path)
+    if "deploying_institution" not in content:
+        raise KnowledgeError(f"{path}: top-level field 'deploying_institution' is missing")
+    if content["deploying_institution"] is None:
+        return None
+    try:
+        return Deployment.parse_obj(content["deploying_institution"])
+    except ValidationError as err:
+        raise KnowledgeError(f"{path}: {_describe(err, 'deploying_institution')}") from err
 
 
 def _describe(err: ValidationError, where: str) -> str:

@@ -42,24 +42,19 @@ def test_agency_warning_action_sends_warning_case_and_official_channel():
                       SlotSet("user_segment", "misled")]
 
 
-def test_hardship_action_resolves_the_bank_and_sets_the_slot():
-    messages, events = _run("action_guide_hardship_plan", _tracker("建行信用卡还不上了", "ask_hardship_plan"))
+def test_complaint_action_resolves_the_bank_and_sets_the_slot():
+    messages, events = _run("action_list_complaint_channels", _tracker("建行信用卡乱收费怎么投诉", "ask_complaint_channel"))
     assert messages[-1]["response"] == "utter_bank_channel"
     assert messages[-1]["bank_numbers"] == "95533"
     assert events[0] == SlotSet("bank", "中国建设银行")
     assert SlotSet("user_segment", "rational") in events
 
 
-def test_hardship_action_uses_the_debt_type_slot():
-    messages, _ = _run("action_guide_hardship_plan", _tracker("还不上了", "ask_hardship_plan", debt_type="网贷"))
-    assert messages[0]["response"] == "utter_guide_online_loan_plan"
-
-
 def test_victim_flag_from_an_earlier_turn_changes_a_later_answer():
     tracker = _tracker("那我现在怎么跟银行协商", "ask_hardship_plan", red_flags=["fee_paid"],
                        risk_level="high", user_segment="victim")
     messages, events = _run("action_guide_hardship_plan", tracker)
-    assert [m["response"] for m in messages] == ["utter_guide_hardship_plan", "utter_segment_victim"]
+    assert [m["response"] for m in messages] == ["utter_hardship_intro", "utter_segment_victim"]
     assert SlotSet("risk_level", "high") in events and SlotSet("user_segment", "victim") in events
 
 

@@ -31,8 +31,8 @@ def test_agency_warning_names_the_lawful_route_and_an_official_channel(knowledge
 
 
 def test_bank_named_in_the_message_adds_its_channel_and_sets_the_slot(knowledge):
-    plan = plan_guidance("ask_hardship_plan", ConversationState("招行信用卡还不上了"), knowledge)
-    assert _names(plan) == ["utter_guide_hardship_plan", "utter_bank_channel"]
+    plan = plan_guidance("ask_complaint_channel", ConversationState("招行信用卡乱收费怎么投诉"), knowledge)
+    assert _names(plan) == ["utter_list_complaint_channels", "utter_bank_channel"]
     assert plan.replies[1].variables["bank_numbers"] == "95555，信用卡 400-820-5555"
     assert plan.slots == {"bank": "招商银行"}
 
@@ -43,20 +43,20 @@ def test_bank_slot_alias_is_resolved(knowledge):
 
 
 def test_bank_without_a_sourced_number_gets_no_number(knowledge):
-    plan = plan_guidance("ask_hardship_plan", ConversationState("邮储的信用卡"), knowledge)
+    plan = plan_guidance("ask_complaint_channel", ConversationState("邮储的信用卡"), knowledge)
     assert _names(plan)[-1] == "utter_bank_channel_no_number"
     assert "bank_numbers" not in plan.replies[-1].variables
 
 
 def test_unknown_bank_gets_generic_guidance_only(knowledge):
-    plan = plan_guidance("ask_hardship_plan", ConversationState("宇宙银行的卡", bank="宇宙银行"), knowledge)
-    assert _names(plan) == ["utter_guide_hardship_plan"]
+    plan = plan_guidance("ask_complaint_channel", ConversationState("宇宙银行的卡", bank="宇宙银行"), knowledge)
+    assert _names(plan) == ["utter_list_complaint_channels"]
 
 
-@pytest.mark.parametrize("debt_type", ["网贷", "消费贷"])
-def test_online_loans_get_their_own_path(knowledge, debt_type):
-    plan = plan_guidance("ask_hardship_plan", ConversationState(debt_type=debt_type), knowledge)
-    assert _names(plan)[0] == "utter_guide_online_loan_plan"
+def test_hardship_question_opens_the_form_or_repeats_the_plan(knowledge):
+    assert _names(plan_guidance("ask_hardship_plan", ConversationState(), knowledge)) == ["utter_hardship_intro"]
+    again = ConversationState(hardship_case_complete=True)
+    assert _names(plan_guidance("ask_hardship_plan", again, knowledge)) == ["utter_hardship_plan_again"]
 
 
 def test_distress_reply_carries_the_sourced_hotlines(knowledge):

@@ -15,6 +15,7 @@ from rasa.core.nlg.interpolator import interpolate_text
 
 from bot.project_files import dialogue_blocks
 from bot.directory import institution_numbers
+from bot.hardship import HARDSHIP_REASONS, QUESTION_HINTS, HardshipCase, build_plan
 from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
 from bot.risk import default_risk_engine
 
@@ -46,9 +47,12 @@ def _rule_and_story_responses() -> set:
 def test_every_response_renders_only_knowledge_numbers(domain, knowledge):
     allowed = _knowledge_digits(knowledge)
     values = knowledge.template_values()
+    hints = list(QUESTION_HINTS.values())
     bank_variants = [
-        {"bank_name": inst.name, "bank_numbers": "，".join(institution_numbers(inst))}
-        for inst in knowledge.institutions
+        {"bank_name": inst.name, "bank_numbers": "，".join(institution_numbers(inst)), "lender_name": inst.name,
+         "app_path_hint": "", "hardship_reason": HARDSHIP_REASONS[i % len(HARDSHIP_REASONS)],
+         "question_hint": hints[i % len(hints)]}
+        for i, inst in enumerate(knowledge.institutions)
     ]
     checked = 0
     for name, variants in domain["responses"].items():
@@ -101,3 +105,37 @@ def test_responses_sent_without_an_action_have_no_placeholders(domain):
 def test_numbers_we_must_not_give_are_absent_from_responses(domain, forbidden):
     dumped = yaml.safe_dump(domain["responses"], allow_unicode=True)
     assert forbidden not in dumped
+
+
+def _numbers_in_card(card: dict) -> list:
+    for channel in card["channels"]:
+        assert channel["tel"] == "tel:" + channel["number"].replace("-", "")
+    return [channel["number"] for channel in card["channels"]]
+
+
+@pytest.mark.parametrize("deployment", [None, "docs/deployment.example.yml"])
+def test_every_hardship_plan_renders_only_knowledge_numbers(domain, deployment, monkeypatch):
+    from bot import PROJECT_ROOT
+    from bot.knowledge import load_knowledge
+
+    if deployment:
+        monkeypatch.setenv("DEBT_HELP_DEPLOYMENT", str(PROJECT_ROOT / deployment))
+    knowledge = load_knowledge()
+    allowed = _knowledge_digits(knowledge)
+    lenders = [inst.name for inst in knowledge.institutions] + ["其他"]
+    for lender, debt_type, reason, overdue in product(lenders, ["信用卡", "网贷", "房贷", "未说明"],
+                                                      [*HARDSHIP_REASONS, "未说明"], ["yes", "no"]):
+        plan = build_plan(HardshipCase(lender, debt_type, reason, "2000", overdue), knowledge)
+        for reply in plan.replies:
+            for variant in domain["responses"][reply.response]:
+                for text in _texts_of(variant):
+                    rendered = interpolate_text(text, reply.variables)
+                    assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
+                    assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+        for written in _numbers_in_card(plan.channel_card) + [plan.channel_card["note"]]:
+            assert not _offending_digits(written, allowed), written
+
+
+def test_question_hints_hold_no_digits():
+    for hint in QUESTION_HINTS.values():
+        assert not re.search(r"\d", hint), hint

@@ -1,7 +1,6 @@
 """Rasa's own checks on the project: data validation, test stories, and the held-out NLU evaluation."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 from rasa.shared.nlu.training_data.loading import load_data
 
 from bot import PROJECT_ROOT
+from bot.evaluation import RISK_INTENTS
 
 CORE_INTENTS = [
     "seek_debt_agency", "seek_credit_repair", "agency_victim", "ask_evade_debt", "ask_legal_risk",
@@ -18,8 +18,11 @@ CORE_INTENTS = [
     "express_distress", "request_human",
 ]
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu_holdout.yml"
-MACRO_F1_GATE = 0.85
-"""Issue 2's gate on the held-out file."""
+MACRO_F1_GATE = 0.90
+"""Gate on held-out macro-F1: slightly below issue 3's target (0.92), so a regression fails CI."""
+
+RISK_RECALL_GATE = 0.95
+"""Gate on each risk intent's held-out recall: slightly below issue 3's target (0.97); 19 of 20 passes."""
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
@@ -61,13 +64,29 @@ def test_test_stories_are_predicted_without_errors(trained_model, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def holdout_report(trained_model, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("nlu")
-    result = _rasa("test", "nlu", "--model", str(trained_model), "--nlu", str(HOLDOUT), "--out", str(out))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads((out / "intent_report.json").read_text())
+def holdout_figures(trained_model) -> dict:
+    """The pipeline's and the baseline's scores on the held-out file (bot.evaluation, as `python -m bot evaluate`)."""
+    from bot.evaluation import _examples, _report, _summary, baseline_predictions, pipeline_predictions
+
+    train_texts, train_labels = _examples(PROJECT_ROOT / "data" / "nlu")
+    texts, labels = _examples(HOLDOUT)
+    pipeline = _summary(_report(labels, pipeline_predictions(trained_model, texts)))
+    baseline = _summary(_report(labels, baseline_predictions(train_texts, train_labels, texts)))
+    return {"pipeline": pipeline, "baseline": baseline}
 
 
-def test_holdout_macro_f1_meets_the_gate(holdout_report):
-    macro_f1 = holdout_report["macro avg"]["f1-score"]
+def test_holdout_macro_f1_meets_the_gate(holdout_figures):
+    macro_f1 = holdout_figures["pipeline"]["macro_f1"]
     assert macro_f1 >= MACRO_F1_GATE, f"macro-F1 {macro_f1:.3f} < {MACRO_F1_GATE}"
+
+
+@pytest.mark.parametrize("intent", RISK_INTENTS)
+def test_holdout_recall_of_each_risk_intent_meets_the_gate(holdout_figures, intent):
+    recall = holdout_figures["pipeline"]["risk_recall"][intent]
+    assert recall >= RISK_RECALL_GATE, f"{intent} recall {recall:.2f} < {RISK_RECALL_GATE}"
+
+
+def test_pipeline_is_ahead_of_the_baseline(holdout_figures):
+    pipeline, baseline = holdout_figures["pipeline"], holdout_figures["baseline"]
+    assert pipeline["macro_f1"] >= baseline["macro_f1"]
+    assert sum(pipeline["risk_recall"].values()) >= sum(baseline["risk_recall"].values())

@@ -1,0 +1,118 @@
+"""The hardship-plan form: slot validation, handing over the plan, and stopping the form.
+
+Thin: reading answers and building the plan live in ``bot/hardship.py``.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from bot import hardship
+from bot.knowledge import default_knowledge
+
+FORM_SLOTS = ("hardship_reason", "monthly_repayment_capacity", "already_overdue")
+"""Slots only the form fills; reset when the form is stopped."""
+
+
+def _latest_text(tracker: Tracker) -> str:
+    return tracker.latest_message.get("text") or ""
+
+
+def _invalid(slot: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> Dict[Text, Any]:
+    """Re-ask once with a hint; after that, skip the question with its skip value."""
+    retries = dict(tracker.get_slot("hardship_form_retries") or {})
+    if retries.get(slot, 0) < hardship.MAX_REASKS:
+        retries[slot] = retries.get(slot, 0) + 1
+        dispatcher.utter_message(response="utter_hardship_reask", question_hint=hardship.QUESTION_HINTS[slot])
+        return {slot: None, "hardship_form_retries": retries}
+    dispatcher.utter_message(response="utter_hardship_skip")
+    return {slot: hardship.SKIP_VALUES[slot]}
+
+
+class ValidateHardshipPlanForm(FormValidationAction):
+    """Validates each answer of ``hardship_plan_form`` with bot.hardship's readers."""
+
+    def name(self) -> Text:
+        return "validate_hardship_plan_form"
+
+    def validate_bank(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                      domain: DomainDict) -> Dict[Text, Any]:
+        """Canonical institution, or 其他 for an unknown or declined lender (never a guessed bank)."""
+        lender = hardship.read_lender(str(slot_value or ""), _latest_text(tracker), default_knowledge())
+        return {"bank": lender} if lender else _invalid("bank", tracker, dispatcher)
+
+    def validate_debt_type(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                           domain: DomainDict) -> Dict[Text, Any]:
+        """One of 信用卡/网贷/消费贷/房贷/车贷; re-asked once, then skipped."""
+        if hardship.declined(_latest_text(tracker)):
+            return {"debt_type": hardship.UNSTATED}
+        debt_type = hardship.read_debt_type(str(slot_value or ""), _latest_text(tracker))
+        return {"debt_type": debt_type} if debt_type else _invalid("debt_type", tracker, dispatcher)
+
+    def validate_hardship_reason(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> Dict[Text, Any]:
+        """失业/疾病/收入下降/其他, or 未说明 when declined."""
+        reason = hardship.read_hardship_reason(str(slot_value or ""))
+        return {"hardship_reason": reason} if reason else _invalid("hardship_reason", tracker, dispatcher)
+
+    def validate_monthly_repayment_capacity(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                            tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
+        """Yuan per month (optional: 未说明 when declined); negative, absurd or non-numeric is re-asked."""
+        value, _problem = hardship.read_monthly_capacity(str(slot_value or ""))
+        if value is None:
+            return _invalid("monthly_repayment_capacity", tracker, dispatcher)
+        return {"monthly_repayment_capacity": value}
+
+    def validate_already_overdue(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> Dict[Text, Any]:
+        """"yes", "no" or 未说明."""
+        value = hardship.read_already_overdue(str(slot_value or ""), _latest_text(tracker))
+        return {"already_overdue": value} if value else _invalid("already_overdue", tracker, dispatcher)
+
+
+def hardship_case(tracker: Tracker) -> hardship.HardshipCase:
+    """The filled form as a HardshipCase; missing values become 其他/未说明."""
+    def slot(name: str, default: str) -> str:
+        value: Optional[Any] = tracker.get_slot(name)
+        return str(value) if value not in (None, "") else default
+
+    return hardship.HardshipCase(
+        lender=slot("bank", hardship.OTHER),
+        debt_type=slot("debt_type", hardship.UNSTATED),
+        reason=slot("hardship_reason", hardship.UNSTATED),
+        monthly_capacity=slot("monthly_repayment_capacity", hardship.UNSTATED),
+        already_overdue=slot("already_overdue", hardship.UNSTATED),
+    )
+
+
+class ActionGiveHardshipPlan(Action):
+    """Hand over the plan (text plus a channel_card payload) and record the referrals."""
+
+    def name(self) -> Text:
+        return "action_give_hardship_plan"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        plan = hardship.build_plan(hardship_case(tracker), default_knowledge())
+        for reply in plan.replies:
+            dispatcher.utter_message(response=reply.response, **reply.variables)
+        dispatcher.utter_message(json_message=plan.channel_card)
+        referrals = list(tracker.get_slot("referrals") or []) + plan.referrals
+        return [SlotSet("referrals", referrals), SlotSet("hardship_form_retries", None)]
+
+
+class ActionStopHardshipForm(Action):
+    """Stop the form at the user's wish and clear what it collected, so nothing half-filled lingers."""
+
+    def name(self) -> Text:
+        return "action_stop_hardship_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        dispatcher.utter_message(response="utter_hardship_form_stopped")
+        return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("hardship_form_retries", None),
+                *(SlotSet(name, None) for name in FORM_SLOTS)]

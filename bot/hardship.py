@@ -1,0 +1,252 @@
+"""The hardship-plan form: reading the user's answers, and the plan handed over at the end.
+
+Facts: 个性化分期还款 under 《商业银行信用卡业务监督管理办法》 Art. 70 (up to 5 years; the bank MAY agree;
+no new cards until repaid; not forgiveness) applies to credit cards; online and consumer loans are negotiated
+through the lender's official app or hotline, with no Art. 70 (shared/DOMAIN.md §3). All of that text lives in
+``domain/hardship.yml`` and ``data/knowledge/``; this module decides what to ask, what to accept and which
+responses make up the plan.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from bot.directory import bank_channel_card, deploying_institution, institution_numbers, is_deploying
+from bot.directory import resolve_institution, find_institutions_in_text
+from bot.guidance import ReplyInstruction
+from bot.knowledge import Institution, Knowledge
+from bot.quantities import find_quantities, parse_amount_yuan
+from bot.text_normalisation import compact
+
+OTHER = "其他"
+"""Value for a lender not in the directory, or a reason outside the listed ones."""
+
+UNSTATED = "未说明"
+"""Value for an answer the user preferred not to give, or one skipped after a failed re-ask."""
+
+DEBT_TYPES = ("信用卡", "网贷", "消费贷", "房贷", "车贷")
+"""Debt types the form accepts (the ``debt_type`` entity's canonical values)."""
+
+HARDSHIP_REASONS = ("失业", "疾病", "收入下降", OTHER)
+"""Reasons the form accepts (issue 4)."""
+
+MAX_MONTHLY_CAPACITY_YUAN = 1_000_000
+"""Largest plausible monthly repayment capacity; larger answers are treated as typos and re-asked."""
+
+MAX_REASKS = 1
+"""An invalid answer is re-asked this many times; after that the question is skipped."""
+
+_DECLINE = ("不想说", "不方便说", "不方便", "不说", "保密", "跳过", "不知道", "不清楚", "说不好", "不确定")
+_REASON_WORDS = {
+    "失业": ("失业", "没工作", "没有工作", "被裁", "裁员", "下岗", "辞退", "离职", "找不到工作", "公司倒闭", "待业"),
+    "疾病": ("疾病", "生病", "病了", "住院", "手术", "癌", "治疗", "看病", "大病", "受伤", "残疾", "病"),
+    "收入下降": ("收入下降", "收入减少", "降薪", "工资低", "工资少", "减薪", "生意不好", "生意亏", "亏本", "亏了",
+                 "收入不稳定", "没收入", "赚不到钱", "工资发不出", "欠薪"),
+}
+_OTHER_WORDS = ("其他", "其它", "别的")
+_DEBT_TYPE_WORDS = {
+    "信用卡": ("信用卡", "xyk", "卡债", "信用卡欠款"),
+    "网贷": ("网贷", "网络贷款", "借呗", "花呗", "微粒贷", "白条", "金条", "借条", "平台"),
+    "消费贷": ("消费贷", "消费贷款", "消费金融"),
+    "房贷": ("房贷", "按揭", "房屋贷款"),
+    "车贷": ("车贷", "汽车贷款", "买车"),
+}
+_YES = ("是", "对", "已经", "逾期了", "有逾期", "嗯", "yes")
+_NO = ("没有", "没逾期", "还没", "未逾期", "不是", "no")
+
+
+def declined(text: Optional[str]) -> bool:
+    """True if the answer means "I'd rather not say" (不想说, 保密, 不知道, ...)."""
+    normalised = compact(text or "")
+    return any(word in normalised for word in _DECLINE)
+
+
+def read_lender(value: Optional[str], text: str, knowledge: Knowledge) -> Optional[str]:
+    """Canonical institution name for the answer, ``OTHER`` for an unknown or declined lender, None if empty.
+
+    Tries the extracted ``bank`` value, then any institution named in the text (including the deploying
+    bank's 本行/你们银行). An unknown name never gets a guessed institution.
+    """
+    institution = resolve_institution(value, knowledge)
+    if institution is None and text:
+        named = find_institutions_in_text(text, knowledge)
+        institution = named[0] if named else None
+    if institution is not None:
+        return institution.name
+    if (value or text or "").strip():
+        return OTHER
+    return None
+
+
+def read_debt_type(value: Optional[str], text: str) -> Optional[str]:
+    """One of DEBT_TYPES, or None if the answer names none of them."""
+    for candidate in (value, text):
+        normalised = compact(candidate or "")
+        if not normalised:
+            continue
+        for debt_type, words in _DEBT_TYPE_WORDS.items():
+            if normalised == debt_type or any(word in normalised for word in words):
+                return debt_type
+    return None
+
+
+def read_hardship_reason(text: Optional[str]) -> Optional[str]:
+    """One of HARDSHIP_REASONS, ``UNSTATED`` if declined, or None if unreadable."""
+    normalised = compact(text or "")
+    if not normalised:
+        return None
+    if declined(normalised):
+        return UNSTATED
+    for reason, words in _REASON_WORDS.items():
+        if any(word in normalised for word in words):
+            return reason
+    if any(word in normalised for word in _OTHER_WORDS):
+        return OTHER
+    return None
+
+
+def read_monthly_capacity(text: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """``(value, problem)``: value is yuan as a string or ``UNSTATED``; problem names why it was refused.
+
+    Refused (value None): negative amounts, zero, amounts above MAX_MONTHLY_CAPACITY_YUAN, and text without
+    an amount. Problem is one of ``negative``, ``absurd``, ``not_a_number``.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        return None, "not_a_number"
+    if declined(raw):
+        return UNSTATED, None
+    if re.search(r"(^|[^\d])[-－负]\s*\d", raw):
+        return None, "negative"
+    amounts = [q.value for q in find_quantities(raw) if q.entity == "amount"]
+    if not amounts:
+        value = parse_amount_yuan(compact(raw))
+        amounts = [value] if value is not None else []
+    if not amounts:
+        return None, "not_a_number"
+    if amounts[0] <= 0 or amounts[0] > MAX_MONTHLY_CAPACITY_YUAN:
+        return None, "absurd"
+    return str(amounts[0]), None
+
+
+def read_already_overdue(value: Optional[str], text: str) -> Optional[str]:
+    """``"yes"``, ``"no"``, ``UNSTATED`` (declined) or None (unreadable)."""
+    if value in ("yes", "no"):
+        return value
+    normalised = compact(text or value or "")
+    if declined(normalised):
+        return UNSTATED
+    if any(word in normalised for word in _NO):
+        return "no"
+    if any(word in normalised for word in _YES):
+        return "yes"
+    return None
+
+
+QUESTION_HINTS = {
+    "bank": "请告诉我银行或平台的名字，不方便说就回答“其他”。",
+    "debt_type": "请从信用卡、网贷、消费贷、房贷、车贷里选一个。",
+    "hardship_reason": "请说说主要原因：失业、疾病、收入下降，或者“其他”。",
+    "monthly_repayment_capacity": "请说一个大概的金额，比如“两千”或“一千五”；不想说也可以。",
+    "already_overdue": "请回答“已经逾期了”或“还没有逾期”。",
+}
+"""What to say when re-asking each slot (no digits: the numbers rule covers these texts too)."""
+
+SKIP_VALUES = {"bank": OTHER, "debt_type": UNSTATED, "hardship_reason": UNSTATED,
+               "monthly_repayment_capacity": UNSTATED, "already_overdue": UNSTATED}
+"""The value a slot takes when its question is skipped after a failed re-ask."""
+
+
+@dataclass(frozen=True)
+class HardshipCase:
+    """The filled form: ``lender`` (canonical name or OTHER), ``debt_type`` (DEBT_TYPES or UNSTATED),
+    ``reason`` (HARDSHIP_REASONS or UNSTATED), ``monthly_capacity`` (yuan string or UNSTATED),
+    ``already_overdue`` ("yes", "no" or UNSTATED)."""
+
+    lender: str
+    debt_type: str
+    reason: str
+    monthly_capacity: str
+    already_overdue: str
+
+
+_DOCUMENTS = {"失业": "unemployment", "疾病": "illness", "收入下降": "income_drop"}
+_CARD_LIKE = ("信用卡", UNSTATED)
+
+
+@dataclass(frozen=True)
+class HardshipPlan:
+    """The plan: replies (domain responses and their variables), a channel card payload, and referrals
+    (``"<channel>:hardship_plan"`` strings for the ``referrals`` slot)."""
+
+    replies: List[ReplyInstruction]
+    channel_card: Dict[str, Any]
+    referrals: List[str]
+
+
+def _lender_institution(case: HardshipCase, knowledge: Knowledge) -> Optional[Institution]:
+    return resolve_institution(case.lender, knowledge) if case.lender != OTHER else None
+
+
+def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
+    """The plan for ``case`` (see the module docstring for the facts it relies on).
+
+    The deploying bank (data/knowledge/deployment.yml), when configured, comes first and its in-app path is
+    named. An unknown lender gets generic guidance and no number.
+    """
+    facts = knowledge.template_values()
+    institution = _lender_institution(case, knowledge)
+    deploying = deploying_institution(knowledge)
+    app_path = knowledge.deployment.hardship_app_path if knowledge.deployment else None
+    lender_name = institution.name if institution else ("发卡银行" if case.debt_type in _CARD_LIKE else "贷款机构")
+    is_online = (institution is not None and institution.kind == "online_lender") or case.debt_type in ("网贷", "消费贷")
+    app_hint = ""
+    if app_path and (institution is None or is_deploying(institution, knowledge)):
+        app_hint = f"在App里可以这样找：{app_path}。"
+    variables = {**facts, "lender_name": lender_name, "app_path_hint": app_hint}
+    names: List[str] = []
+    if is_online:
+        names.append("utter_hardship_plan_online_lender")
+    elif case.debt_type in ("房贷", "车贷"):
+        names.append("utter_hardship_plan_secured_loan")
+    else:
+        names += ["utter_hardship_plan_card_issuer", "utter_hardship_plan_art70_terms"]
+    replies = [ReplyInstruction(name, variables) for name in names]
+    card_institutions = _card_institutions(institution, deploying)
+    for inst in card_institutions:
+        replies.append(_bank_reply(inst, knowledge, facts, app_hint))
+    if case.reason in _DOCUMENTS:
+        replies.append(ReplyInstruction("utter_hardship_plan_script", {**variables, "hardship_reason": case.reason}))
+    else:
+        replies.append(ReplyInstruction("utter_hardship_plan_script_generic", variables))
+    replies.append(ReplyInstruction(f"utter_hardship_plan_documents_{_DOCUMENTS.get(case.reason, 'other')}", variables))
+    replies.append(ReplyInstruction("utter_hardship_plan_expectations", variables))
+    if case.already_overdue == "yes":
+        replies.append(ReplyInstruction("utter_hardship_plan_overdue", variables))
+    replies.append(ReplyInstruction("utter_hardship_plan_if_refused", variables))
+    card = bank_channel_card(card_institutions, knowledge, reason="hardship_plan")
+    referrals = [f"{inst.name}:hardship_plan" for inst in card_institutions] or [f"{lender_name}:hardship_plan"]
+    referrals.append("nfra_hotline:hardship_plan_refused")
+    return HardshipPlan(replies=replies, channel_card=card, referrals=referrals)
+
+
+def _card_institutions(institution: Optional[Institution], deploying: Optional[Institution]) -> List[Institution]:
+    ordered = [i for i in (deploying, institution) if i is not None]
+    unique: List[Institution] = []
+    for inst in ordered:
+        if inst not in unique:
+            unique.append(inst)
+    return unique
+
+
+def _bank_reply(institution: Institution, knowledge: Knowledge, facts: Dict[str, str],
+                app_hint: str) -> ReplyInstruction:
+    numbers = institution_numbers(institution, knowledge)
+    variables = {**facts, "bank_name": institution.name, "bank_numbers": "，".join(numbers),
+                 "app_path_hint": app_hint}
+    if is_deploying(institution, knowledge) and numbers:
+        return ReplyInstruction("utter_bank_channel_deploying", variables)
+    if numbers:
+        return ReplyInstruction("utter_bank_channel", variables)
+    return ReplyInstruction("utter_bank_channel_no_number", variables)
