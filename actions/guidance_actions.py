@@ -12,7 +12,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.guidance import ConversationState, plan_guidance
+from bot.guidance import ConversationState, fallback_topic, plan_guidance
 from bot.knowledge import default_knowledge
 from bot.risk import default_risk_engine
 
@@ -77,3 +77,28 @@ ACTION_FOR_TOPIC = {
 
 GUIDANCE_ACTIONS = [_guidance_action(topic, name) for topic, name in ACTION_FOR_TOPIC.items()]
 globals().update({cls.__name__: cls for cls in GUIDANCE_ACTIONS})
+
+
+class ActionClarifyOrAnswerRisk(Action):
+    """For nlu_fallback and out_of_scope: answer the red flags a message carries, else ask to clarify.
+
+    The worst failure is to miss a person about to pay a seller; a low NLU confidence must not hide the red
+    flags the lexicon finds (bot.guidance.fallback_topic).
+    """
+
+    def name(self) -> Text:
+        return "action_clarify_or_answer_risk"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        state = conversation_state(tracker)
+        topic = fallback_topic(state.latest_message, default_risk_engine())
+        if topic is None:
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_clarify")
+            return []
+        plan = plan_guidance(topic, state, default_knowledge(), default_risk_engine())
+        for reply in plan.replies:
+            dispatcher.utter_message(response=reply.response, **reply.variables)
+        return [SlotSet(name, value) for name, value in plan.slots.items()]

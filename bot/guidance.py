@@ -74,6 +74,25 @@ SEGMENT_RESPONSES: Dict[str, str] = {
 }
 """Segment -> the message fitting it (rational users get no extra message: straight to the channel)."""
 
+FALLBACK_TOPIC_FOR_FLAGS: Tuple[Tuple[frozenset, str], ...] = (
+    (frozenset({"fee_paid", "data_handed_over", "told_to_stop_paying"}), "agency_victim"),
+    (frozenset({"anti_collection", "complaint_leverage", "agency_offer", "false_promise", "upfront_fee",
+                "forgery_request"}), "seek_debt_agency"),
+    (frozenset({"collection_abuse", "collection_fear"}), "report_collection_abuse"),
+)
+"""When the NLU is unsure (nlu_fallback) or calls a message out of scope, red flags in it still decide the
+answer: the first group with a flag present names the topic answered. Order: victims first."""
+
+
+def fallback_topic(text: str, engine: RiskEngine) -> Optional[str]:
+    """The topic to answer for a message the NLU could not place, from its red flags; None if it has none."""
+    flags = set(engine.find_flags(text))
+    for group, topic in FALLBACK_TOPIC_FOR_FLAGS:
+        if flags & group:
+            return topic
+    return None
+
+
 _NO_SEGMENT_MESSAGE_TOPICS = frozenset({"express_distress", "request_human", "agency_victim"})
 
 

@@ -117,7 +117,7 @@ def read_monthly_capacity(text: Optional[str]) -> Tuple[Optional[str], Optional[
         return None, "not_a_number"
     if declined(raw):
         return UNSTATED, None
-    if re.search(r"(^|[^\d])[-－负]\s*\d", raw):
+    if re.search(r"(^|[^\d])[-－负]\s*[\d零一二两三四五六七八九十百千万]", raw):
         return None, "negative"
     amounts = [q.value for q in find_quantities(raw) if q.entity == "amount"]
     if not amounts:
@@ -201,9 +201,8 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     app_path = knowledge.deployment.hardship_app_path if knowledge.deployment else None
     lender_name = institution.name if institution else ("发卡银行" if case.debt_type in _CARD_LIKE else "贷款机构")
     is_online = (institution is not None and institution.kind == "online_lender") or case.debt_type in ("网贷", "消费贷")
-    app_hint = ""
-    if app_path and (institution is None or is_deploying(institution, knowledge)):
-        app_hint = f"在App里可以这样找：{app_path}。"
+    deploying_hint = f"在App里可以这样找：{app_path}。" if app_path else ""
+    app_hint = deploying_hint if institution is None or is_deploying(institution, knowledge) else ""
     variables = {**facts, "lender_name": lender_name, "app_path_hint": app_hint}
     names: List[str] = []
     if is_online:
@@ -215,7 +214,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     replies = [ReplyInstruction(name, variables) for name in names]
     card_institutions = _card_institutions(institution, deploying)
     for inst in card_institutions:
-        replies.append(_bank_reply(inst, knowledge, facts, app_hint))
+        replies.append(_bank_reply(inst, knowledge, facts, deploying_hint if is_deploying(inst, knowledge) else ""))
     if case.reason in _DOCUMENTS:
         replies.append(ReplyInstruction("utter_hardship_plan_script", {**variables, "hardship_reason": case.reason}))
     else:

@@ -106,6 +106,7 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
         ACTION_SERVER_PORT=str(config.action_port),
         SANIC_HOST=LOOPBACK,  # rasa_sdk binds to this
         TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONUNBUFFERED="1",  # logs reach their files as they are written
         PYTHONPATH=os.pathsep.join(filter(None, [str(config.root), env.get("PYTHONPATH")])),
     )
     env.update(config.extra_env)

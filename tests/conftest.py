@@ -27,3 +27,19 @@ def trained_model() -> Path:
     from bot.model_store import ensure_model
 
     return ensure_model()
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory) -> Path:
+    """Folder of the shared end-to-end servers: their SQLite tracker store and their logs."""
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def servers(trained_model, e2e_dir):
+    """The real action and Rasa servers on free loopback ports, shared by every end-to-end test module."""
+    from tests.e2e_support import start_test_servers, write_sqlite_endpoints
+
+    running = start_test_servers(trained_model, e2e_dir, write_sqlite_endpoints(e2e_dir))
+    yield running
+    running.stop()

@@ -62,3 +62,16 @@ def test_distress_action_offers_help_with_the_sourced_hotline():
     messages, _ = _run("action_support_distress", _tracker("我真的不想活了", "express_distress"))
     assert messages[0]["response"] == "utter_support_distress"
     assert messages[0]["psychological_hotline"] == "12356"
+
+
+def test_unsure_nlu_still_answers_red_flags():
+    messages, events = _run("action_clarify_or_answer_risk", _tracker("那个老师说交了押金就能上岸", "nlu_fallback"))
+    assert messages[0]["response"] == "utter_warn_debt_agency"
+    assert SlotSet("risk_level", "medium") in events
+
+
+def test_unsure_nlu_without_red_flags_asks_to_clarify():
+    messages, events = _run("action_clarify_or_answer_risk", _tracker("嗯嗯那个", "nlu_fallback"))
+    assert [m["response"] for m in messages] == ["utter_clarify"] and events == []
+    messages, _ = _run("action_clarify_or_answer_risk", _tracker("今天天气如何", "out_of_scope"))
+    assert [m["response"] for m in messages] == ["utter_out_of_scope"]

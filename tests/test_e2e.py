@@ -1,7 +1,7 @@
 """End to end: the real action and Rasa servers on loopback, talked to over REST and socketio.
 
-One server pair per module (start-up takes about a minute); it stores conversations in a SQLite file of its
-own, which the privacy test reads directly, together with the server logs.
+The server pair is shared by the session (tests/conftest.py; start-up takes about a minute); it stores
+conversations in a SQLite file of its own, which the privacy test reads directly, together with the logs.
 """
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from tests.e2e_support import (
     post,
     rest_say,
     socketio_conversation,
-    start_test_servers,
-    write_sqlite_endpoints,
 )
 
 pytestmark = pytest.mark.e2e
@@ -33,18 +31,6 @@ def _luhn_card() -> str:
     from bot.privacy import passes_luhn
 
     return next(CARD[:-1] + d for d in "0123456789" if passes_luhn(CARD[:-1] + d))
-
-
-@pytest.fixture(scope="module")
-def e2e_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("e2e")
-
-
-@pytest.fixture(scope="module")
-def servers(trained_model, e2e_dir):
-    running = start_test_servers(trained_model, e2e_dir, write_sqlite_endpoints(e2e_dir))
-    yield running
-    running.stop()
 
 
 def test_readme_example_warns_and_names_the_free_lawful_route(servers):
@@ -152,7 +138,6 @@ def test_personal_data_never_reaches_the_tracker_store_or_the_logs(servers, e2e_
     reply = rest_say(servers, "privacy-1", f"我身份证{RESIDENT_ID}，手机{MOBILE}，卡号{card}，催收天天骚扰我")
     assert "已被自动隐藏" in joined_text(reply)
     asyncio.run(socketio_conversation(servers.rasa_url, "privacy-socket-1", [f"我的手机号是{MOBILE}"]))
-    servers.stop()  # flush the logs and the database before reading them
 
     secrets = [RESIDENT_ID, MOBILE, card]
     stored = []
