@@ -24,7 +24,9 @@ def _tracker(text: str, intent: str, **slots) -> Tracker:
 
 
 def _action(name: str):
-    return next(cls() for cls in GUIDANCE_ACTIONS if cls().name() == name)
+    from actions.guidance_actions import ActionClarifyOrAnswerRisk
+
+    return next(cls() for cls in [*GUIDANCE_ACTIONS, ActionClarifyOrAnswerRisk] if cls().name() == name)
 
 
 def _run(name: str, tracker: Tracker):
