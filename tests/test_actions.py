@@ -67,7 +67,7 @@ def test_distress_action_offers_help_with_the_sourced_hotline():
 
 
 def test_unsure_nlu_still_answers_red_flags():
-    messages, events = _run("action_clarify_or_answer_risk", _tracker("那个老师说交了押金就能上岸", "nlu_fallback"))
+    messages, events = _run("action_clarify_or_answer_risk", _tracker("那个老师说先交押金就能上岸", "nlu_fallback"))
     assert messages[0]["response"] == "utter_warn_debt_agency"
     assert SlotSet("risk_level", "medium") in events
 
