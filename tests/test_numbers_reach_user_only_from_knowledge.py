@@ -37,6 +37,16 @@ def _offending_digits(text: str, allowed: set) -> list:
     return [run for run in re.findall(r"\d+", text) if run not in allowed]
 
 
+def _assert_replies_render_only(replies, domain: dict, allowed: set) -> None:
+    """Render each planned reply as Rasa would; fail on an unfilled placeholder or a number not allowed."""
+    for reply in replies:
+        for variant in domain["responses"][reply.response]:
+            for text in _texts_of(variant):
+                rendered = interpolate_text(text, reply.variables)
+                assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
+                assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+
+
 def _rule_and_story_responses() -> set:
     names = set()
     for block in dialogue_blocks():
@@ -84,12 +94,7 @@ def test_every_planned_reply_renders_only_knowledge_numbers(domain, knowledge):
     for topic, message, debt_type, segment in product(TOPIC_RESPONSES, messages, debt_types, segments):
         state = ConversationState(message, intent=topic, debt_type=debt_type, user_segment=segment)
         plan = plan_guidance(topic, state, knowledge, default_risk_engine())
-        for reply in plan.replies:
-            for variant in domain["responses"][reply.response]:
-                for text in _texts_of(variant):
-                    rendered = interpolate_text(text, reply.variables)
-                    assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
-                    assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+        _assert_replies_render_only(plan.replies, domain, allowed)
 
 
 def test_responses_sent_without_an_action_have_no_placeholders(domain):
@@ -126,12 +131,7 @@ def test_every_hardship_plan_renders_only_knowledge_numbers(domain, deployment, 
     for lender, debt_type, reason, overdue in product(lenders, ["信用卡", "网贷", "房贷", "未说明"],
                                                       [*HARDSHIP_REASONS, "未说明"], ["yes", "no"]):
         plan = build_plan(HardshipCase(lender, debt_type, reason, "2000", overdue), knowledge)
-        for reply in plan.replies:
-            for variant in domain["responses"][reply.response]:
-                for text in _texts_of(variant):
-                    rendered = interpolate_text(text, reply.variables)
-                    assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
-                    assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+        _assert_replies_render_only(plan.replies, domain, allowed)
         for written in _numbers_in_card(plan.channel_card) + [plan.channel_card["note"]]:
             assert not _offending_digits(written, allowed), written
 
