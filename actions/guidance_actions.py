@@ -31,6 +31,7 @@ def conversation_state(tracker: Tracker) -> ConversationState:
         risk_level=tracker.get_slot("risk_level"),
         user_segment=tracker.get_slot("user_segment"),
         hardship_case_complete=all(tracker.get_slot(name) for name in HARDSHIP_FORM_SLOTS),
+        referrals=tuple(tracker.get_slot("referrals") or ()),
     )
 
 

@@ -5,6 +5,7 @@
 * ``run``    train if needed, start the action and Rasa servers on loopback, print where to talk to them,
   and stop both on Ctrl-C;
 * ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
+* ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.evaluation).
 """
@@ -108,6 +109,8 @@ def main(argv=None) -> int:
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
     evaluate.add_argument("--no-cross-validation", action="store_true",
                           help="skip the 5-fold cross-validation (which trains five models)")
+    referrals = commands.add_parser("referrals", help="count referrals to official channels")
+    referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check()
@@ -118,6 +121,11 @@ def main(argv=None) -> int:
         return 0
     if args.command == "run":
         return _run(args)
+    if args.command == "referrals":
+        from bot.referral_report import DEFAULT_DB_URL, print_report
+
+        print_report(args.db or DEFAULT_DB_URL)
+        return 0
     if args.command == "evaluate":
         from bot.evaluation import evaluate as run_evaluation
 

@@ -7,6 +7,7 @@ fill it with. The custom actions in ``actions/`` only turn these into ``dispatch
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -111,7 +112,8 @@ class ConversationState:
     ``latest_message``: the user's last text (already PII-masked); ``intent``: its NLU intent; ``bank``: the
     bank slot (canonical name or a raw alias, may be None); ``debt_type``: one of 信用卡/网贷/消费贷/房贷/车贷
     or None; ``red_flags``, ``risk_level``, ``user_segment``: the risk slots before this message;
-    ``hardship_case_complete``: every hardship-form slot is already filled (the plan will be given again).
+    ``hardship_case_complete``: every hardship-form slot is already filled (the plan will be given again);
+    ``referrals``: the ``referrals`` slot, official channels already given as ``"<channel>:<why>"``.
     """
 
     latest_message: str = ""
@@ -122,6 +124,7 @@ class ConversationState:
     risk_level: Optional[str] = None
     user_segment: Optional[str] = None
     hardship_case_complete: bool = False
+    referrals: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,32 @@ def bank_line(institution: Institution) -> ReplyInstruction:
     return ReplyInstruction(
         "utter_bank_channel", {"bank_name": institution.name, "bank_numbers": "，".join(numbers)}
     )
+
+
+_PLACEHOLDER = re.compile(r"{([a-z_]+)}")
+
+
+def referrals_for(topic: str, replies: List[ReplyInstruction], knowledge: Knowledge) -> List[str]:
+    """Official channels these replies hand the user to, as ``"<channel key or bank>:<topic>"``.
+
+    A channel counts when a reply's text quotes it (a ``{placeholder}`` naming a channel in
+    data/knowledge/channels.yml) or names a bank's number; recorded in the ``referrals`` slot so that
+    reporting can count referrals per channel.
+    """
+    from bot.project_files import merged_domain
+
+    channel_keys = {channel.key for channel in knowledge.channels}
+    responses = merged_domain()["responses"]
+    found: List[str] = []
+    for reply in replies:
+        keys = [key for variant in responses.get(reply.response, []) for key in _PLACEHOLDER.findall(variant.get("text", ""))]
+        if "bank_numbers" in keys:
+            keys.append(reply.variables.get("bank_name", ""))
+        for key in keys:
+            entry = f"{key}:{topic}"
+            if (key in channel_keys or key == reply.variables.get("bank_name")) and entry not in found:
+                found.append(entry)
+    return found
 
 
 def assess_risk(topic: str, state: ConversationState, engine: RiskEngine) -> RiskAssessment:
@@ -181,6 +210,9 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
             continue
         replies.append(ReplyInstruction(response, dict(facts)))
     slots: Dict[str, Union[str, List[str], None]] = {}
+    referrals = referrals_for(topic, replies, knowledge)
+    if referrals:
+        slots["referrals"] = [*state.referrals, *(r for r in referrals if r not in state.referrals)]
     if institution is not None:
         slots["bank"] = institution.name
     if risk is not None:

@@ -40,16 +40,18 @@ def test_agency_warning_action_sends_warning_case_and_official_channel():
     assert [m["response"] for m in messages] == [
         "utter_warn_debt_agency", "utter_agency_case", "utter_segment_misled", "utter_official_channel_card_issuer"]
     assert messages[-1]["nfra_hotline"] == "12378"
-    assert events == [SlotSet("risk_level", "medium"), SlotSet("red_flags", ["agency_offer"]),
-                      SlotSet("user_segment", "misled")]
+    assert events == [SlotSet("referrals", ["nfra_hotline:seek_debt_agency"]), SlotSet("risk_level", "medium"),
+                      SlotSet("red_flags", ["agency_offer"]), SlotSet("user_segment", "misled")]
 
 
 def test_complaint_action_resolves_the_bank_and_sets_the_slot():
     messages, events = _run("action_list_complaint_channels", _tracker("建行信用卡乱收费怎么投诉", "ask_complaint_channel"))
     assert messages[-1]["response"] == "utter_bank_channel"
     assert messages[-1]["bank_numbers"] == "95533"
-    assert events[0] == SlotSet("bank", "中国建设银行")
+    assert SlotSet("bank", "中国建设银行") in events
     assert SlotSet("user_segment", "rational") in events
+    referrals = next(e["value"] for e in events if e["name"] == "referrals")
+    assert "nfra_hotline:ask_complaint_channel" in referrals and "中国建设银行:ask_complaint_channel" in referrals
 
 
 def test_victim_flag_from_an_earlier_turn_changes_a_later_answer():

@@ -77,7 +77,8 @@ def test_greeting_warns_not_to_send_personal_data_and_offers_topics(servers):
     assert len(reply[-1]["buttons"]) >= 3
 
 
-@pytest.mark.parametrize("message", ["😭😭😭", "Hello, can you help me with my loan?", "？？？！！！", "asdfgh"])
+@pytest.mark.parametrize("message", ["😭😭😭", "Hello, can you help me with my loan?", "？？？！！！", "asdfgh",
+                                     "信用卡\x07逾期\u202e了 help 我 ﾃｽﾄ", "停息掛帳靠譜嗎"])
 def test_unusual_input_always_gets_a_reply(servers, message):
     reply = rest_say(servers, f"odd-{abs(hash(message)) % 10**6}", message)
     assert reply and joined_text(reply).strip()

@@ -27,14 +27,22 @@ def test_agency_warning_names_the_lawful_route_and_an_official_channel(knowledge
     plan = plan_guidance("seek_debt_agency", ConversationState("交三千服务费帮我停息挂账靠谱吗"), knowledge)
     assert _names(plan) == ["utter_warn_debt_agency", "utter_agency_case", "utter_official_channel_card_issuer"]
     assert plan.replies[-1].variables["nfra_hotline"] == "12378"
-    assert plan.slots == {}
+    assert plan.slots == {"referrals": ["nfra_hotline:seek_debt_agency"]}
 
 
 def test_bank_named_in_the_message_adds_its_channel_and_sets_the_slot(knowledge):
     plan = plan_guidance("ask_complaint_channel", ConversationState("招行信用卡乱收费怎么投诉"), knowledge)
     assert _names(plan) == ["utter_list_complaint_channels", "utter_bank_channel"]
     assert plan.replies[1].variables["bank_numbers"] == "95555，信用卡 400-820-5555"
-    assert plan.slots == {"bank": "招商银行"}
+    assert plan.slots["bank"] == "招商银行"
+    assert "招商银行:ask_complaint_channel" in plan.slots["referrals"]
+
+
+def test_referrals_accumulate_without_repeats(knowledge):
+    state = ConversationState("怎么投诉", referrals=("nfra_hotline:ask_complaint_channel", "x:y"))
+    referrals = plan_guidance("ask_complaint_channel", state, knowledge).slots["referrals"]
+    assert referrals[:2] == ["nfra_hotline:ask_complaint_channel", "x:y"]
+    assert referrals.count("nfra_hotline:ask_complaint_channel") == 1
 
 
 def test_bank_slot_alias_is_resolved(knowledge):
