@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -421,3 +423,51 @@ def test_access_log_lines_of_the_webhook_lose_their_query_string():
     other.request = "GET http://127.0.0.1:5005/status?token=t"
     RedactWebhookQuery().filter(other)
     assert other.request == "GET http://127.0.0.1:5005/status?token=t"
+
+
+# ---------------------------------------------------------------------------------- README's samples
+
+def _readme_curl_block() -> str:
+    from bot import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    return next(block for block in blocks if "SIG=$(printf" in block)
+
+
+def test_the_readmes_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain):
+    async def scenario(h: Harness):
+        script = _readme_curl_block().replace("http://127.0.0.1:5005", h.url)
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", script, env={"PATH": os.environ["PATH"], "WECHAT_TOKEN": TOKEN},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await process.communicate()
+        assert out.decode() == "success", err.decode()
+        replies = await h.replies("oLocalTest", 1)
+        assert replies[0]["text"]["content"] == "回答：你好"
+
+    _run(tmp_path, domain, scenario, mode="plaintext")
+
+
+@pytest.mark.parametrize("mode", ["plaintext", "safe"])
+def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, monkeypatch, capsys, mode):
+    from bot.channels import wechat_sample
+
+    for name, value in {"WECHAT_APPID": APPID, "WECHAT_TOKEN": TOKEN, "WECHAT_MODE": mode,
+                        "WECHAT_ENCODING_AES_KEY": settings().encoding_aes_key, "WECHAT_DATA_FORMAT": "json",
+                        "WECHAT_ID_HASH_KEY": ID_HASH_KEY}.items():
+        monkeypatch.setenv(name, value)
+
+    async def scenario(h: Harness):
+        url = h.url + WEBHOOK
+        code = await asyncio.to_thread(wechat_sample.main, ["--url", url, "--text", "你好", "--openid", "oSample",
+                                                            "--send"])
+        assert code == 0
+        await h.replies("oSample", 1)
+        assert h.received[0].sender_id == user_id("oSample", ID_HASH_KEY)
+        assert await asyncio.to_thread(wechat_sample.main, ["--url", url]) == 0  # prints a curl command
+
+    _run(tmp_path, domain, scenario, mode=mode)
+    printed = capsys.readouterr()
+    assert "200 success" in printed.out and "curl -s -XPOST" in printed.out
+    assert user_id("oSample", ID_HASH_KEY) in printed.err

@@ -126,6 +126,10 @@ def main(argv: Optional[list] = None) -> int:
         document = text_message(args.openid, args.text or "你好")
     params, body = signed_request(settings, document)
     url = f"{args.url}?{urllib.parse.urlencode(params)}"
+    if settings.id_hash_key:
+        from bot.channels.wechat_identity import user_id
+
+        print(f"# Rasa sender id of {args.openid}: {user_id(args.openid, settings.id_hash_key)}", file=sys.stderr)
     content_type = "application/json" if settings.data_format == "json" else "text/xml"
     if not args.send:
         print(f"curl -s -XPOST {shlex.quote(url)} -H 'Content-Type: {content_type}' "
