@@ -471,3 +471,17 @@ def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, m
     printed = capsys.readouterr()
     assert "200 success" in printed.out and "curl -s -XPOST" in printed.out
     assert user_id("oSample", ID_HASH_KEY) in printed.err
+
+
+def test_options_stay_answerable_after_the_channels_own_please_type_notice(tmp_path, domain):
+    async def scenario(h: Harness):
+        openid = _openid()
+        await h.push(event_message(openid))
+        await h.replies(openid, 1)
+        await h.push(media_message(openid, "image"))
+        await h.replies(openid, 2)
+        await h.push(text_message(openid, "3"))
+        await h.replies(openid, 3)
+        assert h.received[-1].text == domain["responses"]["utter_greet"][0]["buttons"][2]["payload"]
+
+    _run(tmp_path, domain, scenario)

@@ -26,7 +26,8 @@ _REQUIRED_FIELDS = {
 
 
 class FakeWeChatApi:
-    """The fake server. ``sent`` holds every accepted send body; ``token_requests`` counts token calls."""
+    """The fake server. ``sent`` holds every accepted send body; ``send_attempts`` every send with the token it
+    used and the errcode it got; ``token_requests`` counts token calls."""
 
     def __init__(self, appid: str, secret: str, token_delay: float = 0.0, expires_in: int = 7200) -> None:
         self.appid = appid
@@ -106,21 +107,27 @@ class FakeWeChatApi:
             body = await request.json()
         except ValueError:
             return web.json_response({"errcode": 47001, "errmsg": "data format error"})
-        self.send_attempts.append({"token": token, "body": body})
+        attempt = {"token": token, "body": body, "errcode": 0}
+        self.send_attempts.append(attempt)
+
+        def answer(errcode: int, errmsg: str) -> web.Response:
+            attempt["errcode"] = errcode
+            return web.json_response({"errcode": errcode, "errmsg": errmsg})
+
         if token in self._expired_tokens:
-            return web.json_response({"errcode": 42001, "errmsg": "access_token expired"})
+            return answer(42001, "access_token expired")
         if token not in self._live_tokens:
-            return web.json_response({"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"})
-        msgtype = body.get("msgtype")
+            return answer(40001, "invalid credential, access_token is invalid")
+        msgtype = body.get("msgtype") if isinstance(body, dict) else None
         content = body.get(msgtype) if isinstance(body, dict) else None
         if not body.get("touser") or msgtype not in _REQUIRED_FIELDS or not isinstance(content, dict) or \
                 any(not content.get(name) for name in _REQUIRED_FIELDS[msgtype]):
-            return web.json_response({"errcode": 44002, "errmsg": "empty post data or invalid message"})
+            return answer(44002, "empty post data or invalid message")
         if self.queued_errors:
             errcode = self.queued_errors.pop(0)
-            return web.json_response({"errcode": errcode, "errmsg": f"scripted error {errcode}"})
+            return answer(errcode, f"scripted error {errcode}")
         self.sent.append(body)
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
+        return answer(0, "ok")
 
     # ------------------------------------------------------------------------------------------ running
 

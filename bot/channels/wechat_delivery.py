@@ -55,15 +55,17 @@ class WeChatDelivery:
             logger.exception("Could not keep the failure record in the WeChat store.")
 
     async def deliver(self, user_id: str, bot_messages: Sequence[Dict[str, Any]],
-                      quota: int = QUOTA_AFTER_MESSAGE) -> RenderedTurn:
+                      quota: int = QUOTA_AFTER_MESSAGE, replace_options: bool = True) -> RenderedTurn:
         """Render ``bot_messages`` (one turn) and send them to the user behind ``user_id``.
 
-        Saves the turn's numbered options (or forgets the previous ones) and, for a hand-over with
-        transfers enabled, opens the transfer window. Returns the rendered turn. Never raises for API
-        errors: they are logged and recorded.
+        Saves the turn's numbered options, or forgets the previous ones if it has none (unless
+        ``replace_options`` is False, for the channel's own notices), and, for a hand-over with transfers
+        enabled, opens the transfer window. Returns the rendered turn. Never raises for API errors: they
+        are logged and recorded.
         """
         turn = render_turn(bot_messages, quota, self.options, self.texts)
-        await self.store.save_options(user_id, turn.options)
+        if replace_options or turn.options:
+            await self.store.save_options(user_id, turn.options)
         if turn.transfer:
             await self.store.start_transfer(user_id, time.time() + self.transfer_window)
             logger.info("Hand-over for %s: transferring the next messages to WeChat's customer-service tool.",
@@ -86,8 +88,9 @@ class WeChatDelivery:
         return turn
 
     async def send_text(self, user_id: str, text: str, quota: int = QUOTA_AFTER_MESSAGE) -> RenderedTurn:
-        """Send one plain text (e.g. the channel's own "please type your question")."""
-        return await self.deliver(user_id, [{"text": text}], quota)
+        """Send one plain text (e.g. the channel's own "please type your question"); the options shown
+        before stay answerable."""
+        return await self.deliver(user_id, [{"text": text}], quota, replace_options=False)
 
 
 class TurnCollector(OutputChannel):
