@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 WEBHOOK = "/webhooks/wechat_miniprogram/webhook"
 ACK_LIMIT_SECONDS = 1.0
+WECHAT_TIMEOUT_SECONDS = 5.0
 REPLY_TIMEOUT_SECONDS = 90
 
 
@@ -98,6 +99,7 @@ def _openid() -> str:
 
 
 ACK_TIMES: List[float] = []
+BURST_ACK_TIMES: List[float] = []
 
 
 def test_url_verification_against_the_real_server(servers, settings):
@@ -215,8 +217,26 @@ def test_the_openid_never_reaches_the_tracker_store_or_the_logs(servers, setting
     assert openid not in logs and "13812345678" not in logs
 
 
+def test_a_burst_from_several_users_is_acknowledged_at_once_and_each_answered(servers, settings, fake_api):
+    from concurrent.futures import ThreadPoolExecutor
+
+    openids = [_openid() for _ in range(6)]
+    messages = ["有人说交钱能帮我征信修复", "我被催收骚扰，他们天天给我家里人打电话还骂人", "去哪里投诉银行乱收费",
+                "征信上的逾期多久才能消掉", "交了两千块给协商公司，现在人找不到了", "你好"]
+    with ThreadPoolExecutor(len(openids)) as pool:
+        results = list(pool.map(lambda pair: _push(servers, settings, text_message(*pair)), zip(openids, messages)))
+    for status, body, seconds in results:
+        BURST_ACK_TIMES.append(seconds)
+        # Rasa runs NLU and policies inside the server's event loop, so under a burst an acknowledgement can
+        # wait for one prediction step; WeChat's own limit (5 s) is the hard bound here.
+        assert (status, body) == (200, "success") and seconds < WECHAT_TIMEOUT_SECONDS, (status, body, seconds)
+    for openid in openids:
+        assert _replies(fake_api, openid, 1)
+
+
 def test_acknowledgements_stayed_under_a_second(servers):
-    assert ACK_TIMES, "the tests above measured acknowledgements"
-    print(f"\nWeChat push acknowledgements: n={len(ACK_TIMES)}, max={max(ACK_TIMES) * 1000:.0f} ms, "
-          f"mean={sum(ACK_TIMES) / len(ACK_TIMES) * 1000:.0f} ms")
+    assert ACK_TIMES and BURST_ACK_TIMES, "the tests above measured acknowledgements"
+    for name, times in (("one at a time", ACK_TIMES), ("burst of six users", BURST_ACK_TIMES)):
+        print(f"\nWeChat push acknowledgements, {name}: n={len(times)}, max={max(times) * 1000:.0f} ms, "
+              f"mean={sum(times) / len(times) * 1000:.0f} ms")
     assert max(ACK_TIMES) < ACK_LIMIT_SECONDS
