@@ -161,7 +161,7 @@ def _url_card(title: str, url: str, description: str, options: RenderOptions) ->
     as_text = f"{title}：{url}" if title else url
     if _PAGE_PATH.match(url):
         path = url.lstrip("/")
-        as_text = (f'<a href="#" data-miniprogram-appid="{html.escape(options.appid)}" '
+        as_text = (f'<a data-miniprogram-appid="{html.escape(options.appid)}" '
                    f'data-miniprogram-path="{html.escape(path)}">{html.escape(title or path)}</a>')
         if options.page_thumb_media_id:
             return _Card({"msgtype": "miniprogrampage",
