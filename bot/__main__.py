@@ -37,6 +37,7 @@ def _check() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bot.channels.wechat_settings import WeChatSettings
     from bot.model_store import ensure_model
     from bot.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
 
@@ -53,11 +54,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Could not start: {err}", file=sys.stderr)
         return 1
     url = servers.rasa_url
+    wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
+        "not configured: answers 503 until the WECHAT_* settings are set, see the README"
     print(
         "\nThe assistant is running.\n"
         f"  REST:      curl -XPOST {url}/webhooks/rest/webhook -H 'Content-Type: application/json' "
         "-d '{\"sender\":\"t1\",\"message\":\"你好\"}'\n"
         f"  socketio:  {url}/socket.io  (events user_uttered / bot_uttered, session_request first)\n"
+        f"  WeChat:    {url}/webhooks/wechat_miniprogram/webhook  ({wechat})\n"
         f"  HTTP API:  {url}/status?token=<token>   token in var/auth_token (or $RASA_AUTH_TOKEN)\n"
         f"  Logs:      {config.log_dir}\n"
         "Press Ctrl-C to stop both servers.",

@@ -30,7 +30,8 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "RASA_AUTH_TOKEN": "run-test-token"},
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
+             "RASA_AUTH_TOKEN": "run-test-token"},
     )
     output = []
     try:
@@ -47,6 +48,8 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
         status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
                             {"sender": "run-1", "message": "信用卡还不上了想跟银行协商"})
         assert status == 200 and "个性化分期还款" in joined_text(body)
+        status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/wechat_miniprogram/webhook", {})
+        assert status == 503 and "not configured" in body["error"], "no WeChat settings: 503, the rest runs"
         assert _port_open(action_port)
     finally:
         process.send_signal(signal.SIGINT)
