@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -48,6 +49,10 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
                             {"sender": "run-1", "message": "信用卡还不上了想跟银行协商"})
         assert status == 200 and "个性化分期还款" in joined_text(body)
         assert _port_open(action_port)
+        widget = f"http://127.0.0.1:{rasa_port}/webhooks/widget/"
+        assert any(widget in line for line in output), "the run command prints the widget's URL"
+        with urllib.request.urlopen(widget, timeout=10) as answer:
+            assert answer.status == 200 and "债务咨询助手" in answer.read().decode("utf-8")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
