@@ -233,6 +233,8 @@ def test_agent_desk_states_are_shown_until_closed(page, live):
     agent = page.locator(".dhw-agent").last
     expect(agent).to_contain_text("李<b>客服</b>")
     expect(agent).to_contain_text("您好，我来帮您<img src=x>")
+    expect(page.locator(".dhw-bot", has_text="我来帮您")).to_have_count(1)
+    expect(root).to_have_attribute("data-handoff-status", "agent_message")
     assert page.locator(".dhw-log img, .dhw-log b").count() == 0
     expect(banner).to_be_visible()
 

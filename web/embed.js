@@ -460,19 +460,17 @@
       if (!restoring) {
         setTyping(false);
       }
+      // A custom payload arrives over socketio as the data itself ({type: ...}), from the history as {custom}.
+      var isCustom = typeof data.type === "string";
       var custom = data.custom && typeof data.custom === "object" ? data.custom : data;
-      if (typeof data.text === "string" && data.text) {
+      if (!isCustom && typeof data.text === "string" && data.text) {
         addBotText(data.text);
       }
       if (custom.type === "channel_card") {
         addChannelCard(custom);
       } else if (custom.type === "handoff") {
         handleHandoff(custom, restoring);
-      } else if (data.custom && typeof data.custom.fallback_text === "string") {
-        addBotText(data.custom.fallback_text);
-      } else if (!data.text && typeof data.fallback_text === "string") {
-        addBotText(data.fallback_text);
-      }
+      } // other types are skipped: the same response also says it in text (docs/channel-payloads.md)
       var replies = data.quick_replies || data.buttons;
       if (Array.isArray(replies) && replies.length) {
         addQuickReplies(replies);
