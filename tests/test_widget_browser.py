@@ -320,6 +320,9 @@ def test_desktop_page_and_embedding_in_another_site(browser, live, bank_site):
         expect(root).to_have_attribute("data-connection", "online")
         expect(page.locator(".dhw-bot").first).to_contain_text("债务咨询助手")
         say(page, WARNING_QUESTION, "骗局")
+        page.reload()  # the transcript is fetched across origins
+        expect(root).to_have_attribute("data-history", "restored")
+        expect(page.locator(".dhw-user")).to_have_text([WARNING_QUESTION])
         page.get_by_role("button", name="收起").click()
         expect(root).to_be_hidden()
         page.get_by_role("button", name="在线咨询").click()
