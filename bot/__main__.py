@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
         "not configured: answers 503 until the WECHAT_* settings are set, see the README"
     print(
         "\nThe assistant is running.\n"
+        f"  Widget:    {url}/webhooks/widget/   (the bank-app chat page; embed demo: {url}/webhooks/widget/demo.html)\n"
         f"  REST:      curl -XPOST {url}/webhooks/rest/webhook -H 'Content-Type: application/json' "
         "-d '{\"sender\":\"t1\",\"message\":\"你好\"}'\n"
         f"  socketio:  {url}/socket.io  (events user_uttered / bot_uttered, session_request first)\n"

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -51,6 +52,10 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
         status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/wechat_miniprogram/webhook", {})
         assert status == 503 and "not configured" in body["error"], "no WeChat settings: 503, the rest runs"
         assert _port_open(action_port)
+        widget = f"http://127.0.0.1:{rasa_port}/webhooks/widget/"
+        assert any(widget in line for line in output), "the run command prints the widget's URL"
+        with urllib.request.urlopen(widget, timeout=10) as answer:
+            assert answer.status == 200 and "债务咨询助手" in answer.read().decode("utf-8")
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

@@ -1,0 +1,66 @@
+"""Helpers for the widget's browser tests: Debian's Chromium (installed through apt when missing), the widget's
+npm assets, and Playwright launched against that Chromium (never a downloaded browser)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import List
+
+import pytest
+
+from bot import PROJECT_ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium, the browser the tests drive."""
+
+CHROMIUM_ARGS: List[str] = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+"""Flags for a headless run as root in a container, with no background traffic."""
+
+APT_PACKAGES = ["chromium", "fonts-wqy-microhei"]
+"""Chromium, and a font with Chinese glyphs so that screenshots show text instead of empty boxes."""
+
+SOCKETIO_CLIENT = PROJECT_ROOT / "web" / "vendor" / "socket.io.min.js"
+
+
+def _has_chinese_font() -> bool:
+    if not shutil.which("fc-list"):
+        return False
+    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    return bool(listed.stdout.strip())
+
+
+def ensure_chromium() -> Path:
+    """Return /usr/bin/chromium, installing it (and a Chinese font) with apt-get first when missing.
+
+    Skips the calling test, with the reason, when it is missing and apt cannot install it (not root, no
+    apt-get, or the install failed).
+    """
+    if CHROMIUM.exists() and _has_chinese_font():
+        return CHROMIUM
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        if CHROMIUM.exists():
+            return CHROMIUM  # screenshots will lack Chinese glyphs, the tests still run
+        pytest.skip("Chromium is not installed at /usr/bin/chromium and apt-get cannot install it here "
+                    "(needs root and apt-get): run `apt-get install -y chromium fonts-wqy-microhei`.")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    steps = [["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *APT_PACKAGES]]
+    for step in steps:
+        done = subprocess.run(step, env=env, capture_output=True, text=True, timeout=900)
+        if done.returncode != 0:
+            if CHROMIUM.exists():
+                return CHROMIUM
+            pytest.skip(f"Could not install Chromium with `{' '.join(step)}` (exit {done.returncode}): "
+                        f"{done.stderr.strip()[-400:]}")
+    if not CHROMIUM.exists():
+        pytest.skip("apt-get installed chromium but /usr/bin/chromium is still missing")
+    return CHROMIUM
+
+
+def ensure_widget_assets() -> None:
+    """Make sure the socket.io client the page loads is in web/vendor/ (scripts/setup-web installs it)."""
+    if SOCKETIO_CLIENT.exists():
+        return
+    subprocess.run([str(PROJECT_ROOT / "scripts" / "setup-web")], cwd=PROJECT_ROOT, check=True, timeout=600)
+    assert SOCKETIO_CLIENT.exists(), "scripts/setup-web did not install web/vendor/socket.io.min.js"
