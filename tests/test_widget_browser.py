@@ -351,12 +351,15 @@ def test_a_dead_server_shows_the_reconnecting_state(page, live, bank_site):
 
 
 def test_mobile_screenshot_of_a_warning_and_the_bank_channel(page, live):
-    """Saves docs/screenshots/widget-mobile.png (375 x 812) of a real conversation, nothing injected: the bank's
-    channel (a channel_card once the bot sends them, the number in the text until then) and a risk warning."""
+    """Saves docs/screenshots/widget-mobile.png (375 x 812) of a real conversation, nothing injected: the
+    hardship plan's channel card for the bank, with its tel: button, and a risk warning."""
     open_chat(page, live["servers"])
-    say(page, BANK_QUESTION, "95555")
-    channel = page.locator(".dhw-card").last if page.locator(".dhw-card").count() else \
-        page.locator(".dhw-bot", has_text="95555").last
+    say(page, BANK_QUESTION, "原因")  # the hardship form: 招行 and 信用卡 are known, it asks the reason
+    say(page, "失业了", "每个月")
+    say(page, "两千", "逾期")
+    say(page, "已经逾期了", "95555")
+    channel = page.locator(".dhw-card").last
+    expect(channel.locator("a").first).to_have_attribute("href", "tel:95555")
     say(page, WARNING_QUESTION, "骗局")
     channel.evaluate("""target => {  // scroll the log so that the channel is at its top, the warning below
         const log = target.closest('.dhw-log');
