@@ -62,9 +62,9 @@ ACTION_FOR_TOPIC = {
     "ask_credit_record": "action_answer_credit_record",
     "ask_complaint_channel": "action_list_complaint_channels",
     "express_distress": "action_support_distress",
-    "request_human": "action_handoff",
 }
-"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/rules.yml)."""
+"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/). ``request_human``
+is answered by ``action_handoff`` (actions/handoff_actions.py)."""
 
 GUIDANCE_ACTIONS = [_guidance_action(topic, name) for topic, name in ACTION_FOR_TOPIC.items()]
 globals().update({cls.__name__: cls for cls in GUIDANCE_ACTIONS})
