@@ -1,8 +1,11 @@
-"""``action_handoff``: hand the conversation to a human agent (logic in ``bot/handoff/intake.py``).
+"""Hand conversations to a human agent (logic in ``bot/handoff/``).
 
-Reads the tracker, opens a ticket for the agent desk, sends the planned replies and pauses the conversation
-(``ConversationPaused``) when a ticket is queued. Rasa then stores the user's messages without answering them
-until the agent closes the ticket and the desk resumes the bot.
+* ``action_handoff`` reads the tracker, opens a ticket for the agent desk, sends the planned replies and
+  pauses the conversation (``ConversationPaused``) when a ticket is queued. Rasa then stores the user's
+  messages without answering them until the agent closes the ticket and the desk resumes the bot. When no
+  agent can be reached it answers honestly and listens again.
+* ``action_clarify_or_handoff`` answers every ``nlu_fallback``: the clarifying question the first time, and
+  ``action_handoff`` (as a follow-up action) the second time in a row.
 """
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused
+from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.handoff.config import HandoffConfigError, HandoffSettings, load_settings
 from bot.handoff.intake import HandoffContext, open_handoff
+from bot.handoff.priority import is_repeated_fallback
 from bot.handoff.store import TicketStore
 from bot.knowledge import default_knowledge
 
@@ -53,11 +57,17 @@ class ActionHandoff(Action):
     """Open a ticket for the agent desk and pause, or say honestly that no agent can be reached."""
 
     def name(self) -> Text:
+        """The action's name in the domain: ``action_handoff``."""
         return "action_handoff"
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        """Send the planned replies; return ``[ConversationPaused()]`` if a ticket was queued, else a follow-up
+        ``action_listen`` (so the bot listens again whichever route led here).
+
+        Never raises for a configuration, store or network problem: those give the ``unavailable`` answer.
+        """
         settings = _settings()
         if settings is None:
             from bot.handoff.hours import OpeningHours
@@ -72,4 +82,22 @@ class ActionHandoff(Action):
             logger.warning("Handoff unavailable for one conversation: %s", result.problem)
         for reply in result.replies:
             dispatcher.utter_message(response=reply.response, **reply.variables)
-        return [ConversationPaused()] if result.queued else []
+        return [ConversationPaused()] if result.queued else [FollowupAction("action_listen")]
+
+
+class ActionClarifyOrHandoff(Action):
+    """Answer a misunderstanding: ask again (``utter_clarify``), or hand over if it is the second in a row."""
+
+    def name(self) -> Text:
+        """The action's name in the domain: ``action_clarify_or_handoff``."""
+        return "action_clarify_or_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        """``[FollowupAction("action_handoff")]`` for the second misunderstanding in a row, else send
+        ``utter_clarify`` and return ``[]``."""
+        if is_repeated_fallback(list(tracker.events)):
+            return [FollowupAction("action_handoff")]
+        dispatcher.utter_message(response="utter_clarify")
+        return []

@@ -22,20 +22,21 @@ def test_planned_responses_exist_in_the_domain(domain):
 
 
 def test_action_classes_have_the_domain_names(domain):
-    from actions.handoff_actions import ActionHandoff
+    from actions.handoff_actions import ActionClarifyOrHandoff, ActionHandoff
 
-    names = [cls().name() for cls in GUIDANCE_ACTIONS] + [ActionHandoff().name()]
+    names = [cls().name() for cls in GUIDANCE_ACTIONS] + [ActionHandoff().name(), ActionClarifyOrHandoff().name()]
     assert sorted(names) == sorted(domain["actions"])
 
 
 def test_the_routes_to_a_human_end_with_action_handoff():
-    """request_human at once; distress and victims after their answer; the second fallback in a row."""
+    """request_human at once; distress and victims after their answer; every misunderstanding goes to
+    action_clarify_or_handoff, which hands over the second one in a row (tests/test_handoff_units.py)."""
     rules = {tuple(step.get("intent") or step.get("action") for step in block["steps"])
              for block in dialogue_blocks() if "rule" in block}
     assert ("request_human", "action_handoff") in rules
     assert ("express_distress", "action_support_distress", "action_handoff") in rules
     assert ("agency_victim", "action_support_agency_victim", "action_handoff") in rules
-    assert ("nlu_fallback", "utter_clarify", "nlu_fallback", "action_handoff") in rules
+    assert ("nlu_fallback", "action_clarify_or_handoff") in rules
 
 
 def test_every_intent_is_answered_by_some_rule(domain):

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ConversationPaused
+from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.handoff.auth import AgentAuth, AuthError
@@ -21,7 +21,7 @@ from bot.handoff.intake import HandoffContext, desk_is_up, open_handoff
 from bot.handoff.messages import agent_message_event, bot_event, render
 from bot.handoff.notifier import WebhookNotifier, signature, verify_signature
 from bot.handoff.priority import (
-    PRIORITY_DISTRESS, PRIORITY_OTHER, PRIORITY_VICTIM, handoff_reason, ticket_priority,
+    PRIORITY_DISTRESS, PRIORITY_OTHER, PRIORITY_VICTIM, handoff_reason, is_repeated_fallback, ticket_priority,
 )
 from bot.handoff.store import NewTicket, TicketStore
 from bot.handoff.summary import build_summary, transcript
@@ -328,7 +328,7 @@ def test_action_handoff_without_a_desk_answers_unavailable_and_does_not_pause(mo
     dispatcher = CollectingDispatcher()
     events = asyncio.run(handoff_actions.ActionHandoff().run(
         dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
-    assert events == []
+    assert events == [FollowupAction("action_listen")]
     assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_unavailable"]
     handoff_actions._settings.cache_clear()
 
@@ -355,3 +355,38 @@ def test_action_handoff_with_a_desk_opens_a_ticket_and_pauses(monkeypatch, tmp_p
     (ticket,) = TicketStore.from_url(url).queue()
     assert ticket.id == message["ticket_id"] and ticket.sender_id == "action-user"
     assert ticket.channel == "socketio" and ticket.priority == PRIORITY_DISTRESS
+
+
+# ----- repeated misunderstandings ------------------------------------------------------------------------
+def _clarify():
+    return {"event": "bot", "text": "抱歉，我没有完全理解您的意思。", "metadata": {"utter_action": "utter_clarify"}}
+
+
+@pytest.mark.parametrize("events, expected", [
+    ([_user("asdf", "nlu_fallback")], False),
+    ([_user("asdf", "nlu_fallback"), _clarify(), _user("qwer", "nlu_fallback")], True),
+    ([_user("你好", "greet"), _bot("您好"), _user("qwer", "nlu_fallback")], False),
+    ([_user("asdf", "nlu_fallback"), _clarify(), _user("转人工", "request_human")], False),
+    # Already handed over after the previous one: do not open a ticket again at once.
+    ([_user("a", "nlu_fallback"), {"event": "action", "name": "action_handoff"}, _clarify(),
+      _user("b", "nlu_fallback")], False),
+    # A fallback written while paused (no clarifying answer) does not count.
+    ([_user("a", "nlu_fallback"), {"event": "resume"}, _user("b", "nlu_fallback")], False),
+])
+def test_repeated_fallback_is_the_second_misunderstanding_in_a_row(events, expected):
+    assert is_repeated_fallback(events) is expected
+
+
+def test_clarify_or_handoff_asks_first_and_hands_over_the_second_time():
+    from actions.handoff_actions import ActionClarifyOrHandoff
+
+    action = ActionClarifyOrHandoff()
+    first = [_user("asdf", "nlu_fallback")]
+    dispatcher = CollectingDispatcher()
+    assert asyncio.run(action.run(dispatcher, _tracker(first, "nlu_fallback", "asdf"), {})) == []
+    assert [m["response"] for m in dispatcher.messages] == ["utter_clarify"]
+    second = first + [_clarify(), _user("qwer", "nlu_fallback")]
+    dispatcher = CollectingDispatcher()
+    assert asyncio.run(action.run(dispatcher, _tracker(second, "nlu_fallback", "qwer"), {})) == [
+        FollowupAction("action_handoff")]
+    assert dispatcher.messages == []

@@ -3,10 +3,11 @@
 Priority is a small integer, lower first: someone in despair (1) before a victim of a seller or a high-risk
 conversation (2) before everyone else (3). The reason is what triggered this hand-over; the priority looks at
 the whole conversation, so a user who expressed despair earlier and now asks for a human is still first.
+:func:`is_repeated_fallback` decides when misunderstandings should go to a person.
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 PRIORITY_DISTRESS = 1
 """Despair or thoughts of self-harm (``express_distress`` anywhere in the conversation)."""
@@ -57,3 +58,27 @@ def ticket_priority(reason: str, intents_seen: Iterable[str], risk_level: Option
     if isinstance(risk_level, str) and risk_level.lower() in HIGH_RISK_LEVELS:
         return PRIORITY_VICTIM
     return PRIORITY_OTHER
+
+
+def _intent(event: Mapping[str, Any]) -> Optional[str]:
+    return ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+
+
+def is_repeated_fallback(events: Sequence[Mapping[str, Any]]) -> bool:
+    """True if the latest user message is the second misunderstanding in a row.
+
+    That is: the latest and the previous user messages were both ``nlu_fallback``, and the previous one was
+    answered with the clarifying question (``utter_clarify``), not already handed over. ``events`` are Rasa's
+    event dicts, oldest first.
+    """
+    users = [index for index, event in enumerate(events) if event.get("event") == "user"]
+    if len(users) < 2:
+        return False
+    previous, latest = users[-2], users[-1]
+    if _intent(events[latest]) != "nlu_fallback" or _intent(events[previous]) != "nlu_fallback":
+        return False
+    between = events[previous + 1:latest]
+    clarified = any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == "utter_clarify"
+                    for e in between)
+    handed_over = any(e.get("event") == "action" and e.get("name") == "action_handoff" for e in between)
+    return clarified and not handed_over
