@@ -242,9 +242,21 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
                 logger.exception("Desk background task failed")
             await asyncio.sleep(settings.check_interval_seconds)
 
+    background: Dict[str, "asyncio.Task[None]"] = {}
+
     @app.listener("after_server_start")
     async def start_background(app_: Sanic, _loop: Any) -> None:
-        app_.add_task(periodic(app_))
+        background["task"] = asyncio.ensure_future(periodic(app_))
+
+    @app.listener("before_server_stop")
+    async def stop_background(app_: Sanic, _loop: Any) -> None:
+        task = background.pop("task", None)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     return app
 
