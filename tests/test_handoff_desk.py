@@ -300,3 +300,22 @@ def test_unclaimed_tickets_get_an_honest_message_once_and_stay_queued_and_webhoo
     finally:
         desk.stop()
         receiver.stop()
+
+
+def test_the_desk_migrates_postgresql_at_start_up_and_serves_from_it(tmp_path, rasa):
+    from tests.handoff_support import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres
+
+    if not postgres_reachable():
+        pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
+    with throwaway_postgres() as url:
+        desk = DeskProcess(_env(tmp_path, url, rasa), tmp_path / "desk.log")  # runs the migrations
+        try:
+            store = TicketStore.from_url(url)
+            ticket = _ticket(store, 2, "agency_victim")
+            assert [t["id"] for t in _api(desk, "GET", "/api/tickets")[1]["tickets"]] == [ticket.id]
+            assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+            assert _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "police_report_advised"})[0] == 200
+            assert store.get(ticket.id).outcome == "police_report_advised"
+            store.engine.dispose()
+        finally:
+            desk.stop()

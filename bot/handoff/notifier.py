@@ -10,7 +10,7 @@ bot.handoff.store); :meth:`WebhookNotifier.deliver_due` posts the due ones. Each
   timestamps).
 
 A 2xx answer is delivered; anything else (or no answer) is retried with doubling delays and, after the
-configured number of attempts, marked failed. Every attempt's status code or error is stored.
+configured number of attempts, marked failed. The attempt count and the last status code or error are stored.
 """
 from __future__ import annotations
 
