@@ -7,17 +7,32 @@ It also fixes session persistence: Rasa 3.6 calls ``sio.enter_room`` without ``a
 python-socketio 5.x that Rasa's dependency set resolves to here (5.18) ``AsyncServer.enter_room`` is a
 coroutine, so the client never joins its session room and never receives a reply. The ``session_request``
 handler is re-registered here with the same behaviour and the call awaited.
+
+And it fixes custom payloads (docs/channel-payloads.md): Rasa's ``SocketIOOutput.send_custom_json`` passes the
+payload's keys as keyword arguments to ``sio.emit`` (``emit(evt, type=..., status=...)``), which raises a
+``TypeError``. :class:`CustomPayloadSocketIOOutput` emits the payload itself as the ``bot_uttered`` data, and
+the ``user_uttered`` handler is re-registered to use it (Rasa's creates its own output object).
 """
 from __future__ import annotations
 
 import inspect
+import json
 import uuid
 from typing import Any, Dict, Optional
 
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.message_guard import OnNewMessage, guard_messages
+
+
+class CustomPayloadSocketIOOutput(SocketIOOutput):
+    """Rasa's socketio output, except that a custom payload is emitted as the ``bot_uttered`` data itself."""
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        """Emit ``json_message`` (e.g. ``{"type": "handoff", "status": "queued"}``) to the session's room."""
+        await self.sio.emit(self.bot_message_evt, dict(json_message), room=recipient_id)
 
 
 class ScreenedSocketIOInput(SocketIOInput):
@@ -27,9 +42,16 @@ class ScreenedSocketIOInput(SocketIOInput):
     def name(cls) -> str:
         return "socketio"
 
+    def get_output_channel(self) -> Optional[CustomPayloadSocketIOOutput]:
+        """The output used when a message is sent outside a user turn (e.g. by the agent desk via the API)."""
+        if self.sio is None:
+            return None
+        return CustomPayloadSocketIOOutput(self.sio, self.bot_message_evt)
+
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Rasa's socketio blueprint around the screened callback, with a working ``session_request``."""
-        blueprint = super().blueprint(guard_messages(on_new_message))
+        screened = guard_messages(on_new_message)
+        blueprint = super().blueprint(screened)
         sio = blueprint.ctx.sio
 
         @sio.on("session_request", namespace=self.namespace)
@@ -43,5 +65,27 @@ class ScreenedSocketIOInput(SocketIOInput):
                 if inspect.isawaitable(joined):
                     await joined
             await sio.emit("session_confirm", session_id, room=sid)
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: str, data: Optional[Dict[str, Any]]) -> None:
+            data = data if isinstance(data, dict) else {}
+            if self.session_persistence:
+                sender_id = data.get("session_id")
+                if not sender_id or not isinstance(sender_id, str):
+                    return  # as Rasa: a message without a session id is ignored
+            else:
+                sender_id = sid
+            metadata = data.get(self.metadata_key) or {}
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = {}
+            if not isinstance(metadata, dict):
+                metadata = {}
+            output = CustomPayloadSocketIOOutput(sio, self.bot_message_evt)
+            message = UserMessage(data.get("message", ""), output, sender_id,
+                                  input_channel=self.name(), metadata=metadata)
+            await screened(message)
 
         return blueprint
