@@ -1,4 +1,5 @@
-"""The README's run path: ``python -m bot run`` serves on loopback, and Ctrl-C stops everything it started."""
+"""The README's run path: ``python -m bot run`` serves on loopback (Rasa, actions and the agent desk), and
+Ctrl-C stops everything it started."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import pytest
 from bot import PROJECT_ROOT
 from bot.servers import free_port
 from tests.e2e_support import joined_text, post
+from tests.handoff_support import call
 
 pytestmark = pytest.mark.e2e
 
@@ -25,12 +27,14 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
-    rasa_port, action_port = free_port(), free_port()
+def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
+    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port)],
+        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port),
+         "--desk-port", str(desk_port)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "RASA_AUTH_TOKEN": "run-test-token"},
+        env={**os.environ, "RASA_AUTH_TOKEN": "run-test-token", "HANDOFF_SHARED_SECRET": "run-desk-secret",
+             "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}"},
     )
     output = []
     try:
@@ -48,7 +52,11 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
                             {"sender": "run-1", "message": "信用卡还不上了想跟银行协商"})
         assert status == 200 and "个性化分期还款" in joined_text(body)
         assert _port_open(action_port)
+        assert any(f"Agent desk: http://127.0.0.1:{desk_port}/" in line for line in output), "".join(output)
+        status, me = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token="run-desk-secret",
+                          agent_name="值班客服")
+        assert status == 200 and me["agent"] == "值班客服"
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-    assert not _port_open(rasa_port) and not _port_open(action_port)
+    assert not _port_open(rasa_port) and not _port_open(action_port) and not _port_open(desk_port)
