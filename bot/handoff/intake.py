@@ -11,10 +11,10 @@ import datetime as dt
 import logging
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, List, Mapping, Optional
 
-from bot.guidance import ReplyInstruction, bank_line, ConversationState, identify_institution
+from bot.guidance import ConversationState, ReplyInstruction, bank_line, identify_institution
 from bot.handoff.config import HandoffSettings
 from bot.handoff.priority import PRIORITY_DISTRESS, REASON_FALLBACK, handoff_reason, ticket_priority
 from bot.handoff.store import NewTicket, Ticket, TicketStore
@@ -48,7 +48,6 @@ class HandoffResult:
     queued: bool
     ticket: Optional[Ticket] = None
     problem: Optional[str] = None
-    extra: Dict[str, Any] = field(default_factory=dict)
 
 
 def desk_is_up(desk_url: Optional[str], timeout: float = DESK_HEALTH_TIMEOUT_SECONDS) -> bool:
