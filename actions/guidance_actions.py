@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.handoff.priority import is_repeated_fallback
 from bot.guidance import ConversationState, fallback_topic, plan_guidance
 from bot.knowledge import default_knowledge
 from bot.risk import default_risk_engine
@@ -72,16 +73,17 @@ ACTION_FOR_TOPIC = {
     "ask_credit_record": "action_answer_credit_record",
     "ask_complaint_channel": "action_list_complaint_channels",
     "express_distress": "action_support_distress",
-    "request_human": "action_handoff",
 }
-"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/rules.yml)."""
+"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/). ``request_human``
+is answered by ``action_handoff`` (actions/handoff_actions.py)."""
 
 GUIDANCE_ACTIONS = [_guidance_action(topic, name) for topic, name in ACTION_FOR_TOPIC.items()]
 globals().update({cls.__name__: cls for cls in GUIDANCE_ACTIONS})
 
 
 class ActionClarifyOrAnswerRisk(Action):
-    """For nlu_fallback and out_of_scope: answer the red flags a message carries, else ask to clarify.
+    """For nlu_fallback and out_of_scope: answer the red flags a message carries, else ask to clarify, and
+    hand over to a human (FollowupAction action_handoff) on the second nlu_fallback in a row.
 
     The worst failure is to miss a person about to pay a seller; a low NLU confidence must not hide the red
     flags the lexicon finds (bot.guidance.fallback_topic).
@@ -97,6 +99,8 @@ class ActionClarifyOrAnswerRisk(Action):
         topic = fallback_topic(state.latest_message, default_risk_engine())
         if topic is None:
             intent = (tracker.latest_message.get("intent") or {}).get("name")
+            if intent == "nlu_fallback" and is_repeated_fallback(list(tracker.events)):
+                return [FollowupAction("action_handoff")]
             dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_clarify")
             return []
         plan = plan_guidance(topic, state, default_knowledge(), default_risk_engine())

@@ -2,8 +2,8 @@
 
 * ``check``  validate the knowledge files and print a summary (exit 1 with the file and field on error);
 * ``train``  train the model if its inputs changed (content-hash key, see bot.model_store);
-* ``run``    train if needed, start the action and Rasa servers on loopback, print where to talk to them,
-  and stop both on Ctrl-C;
+* ``run``    train if needed, start the agent desk, the action server and the Rasa server on loopback, print
+  where to talk to them, and stop all three on Ctrl-C;
 * ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
@@ -45,9 +45,14 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     model = ensure_model()
     token = load_or_create_token(PROJECT_ROOT / "var" / "auth_token")
+    extra_env = {}
+    if not os.environ.get("HANDOFF_AGENT_TOKENS"):
+        extra_env["HANDOFF_SHARED_SECRET"] = load_or_create_token(PROJECT_ROOT / "var" / "desk_secret",
+                                                                  "HANDOFF_SHARED_SECRET")
     config = ServerConfig(model=model, rasa_port=args.port, action_port=args.action_port, token=token,
-                          endpoints=os.environ.get("ENDPOINTS", "endpoints.yml"))
-    print("Starting the action server and the Rasa server (about a minute)...")
+                          endpoints=os.environ.get("ENDPOINTS", "endpoints.yml"), desk_port=args.desk_port,
+                          extra_env=extra_env)
+    print("Starting the agent desk, the action server and the Rasa server (about a minute)...")
     try:
         servers = start_servers(config)
     except ServerStartError as err:
@@ -56,6 +61,8 @@ def _run(args: argparse.Namespace) -> int:
     url = servers.rasa_url
     wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
         "not configured: answers 503 until the WECHAT_* settings are set, see the README"
+    desk_credentials = ("your token from $HANDOFF_AGENT_TOKENS" if os.environ.get("HANDOFF_AGENT_TOKENS")
+                        else "the secret in var/desk_secret (or $HANDOFF_SHARED_SECRET) and your name")
     print(
         "\nThe assistant is running.\n"
         f"  Widget:    {url}/webhooks/widget/   (the bank-app chat page; embed demo: {url}/webhooks/widget/demo.html)\n"
@@ -64,8 +71,9 @@ def _run(args: argparse.Namespace) -> int:
         f"  socketio:  {url}/socket.io  (events user_uttered / bot_uttered, session_request first)\n"
         f"  WeChat:    {url}/webhooks/wechat_miniprogram/webhook  ({wechat})\n"
         f"  HTTP API:  {url}/status?token=<token>   token in var/auth_token (or $RASA_AUTH_TOKEN)\n"
+        f"  Agent desk: {servers.desk_url}/   sign in with {desk_credentials}\n"
         f"  Logs:      {config.log_dir}\n"
-        "Press Ctrl-C to stop both servers.",
+        "Press Ctrl-C to stop all servers.",
         flush=True,
     )
     code = wait_for_exit(servers)
@@ -109,6 +117,8 @@ def main(argv=None) -> int:
     run = commands.add_parser("run", help="start the assistant on loopback")
     run.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     run.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    run.add_argument("--desk-port", type=int, default=int(os.environ.get("HANDOFF_DESK_PORT", 5056)),
+                     help="port of the agent desk (default 5056)")
     shell = commands.add_parser("shell", help="chat with the assistant in the terminal")
     shell.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")

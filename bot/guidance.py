@@ -38,9 +38,9 @@ TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     "ask_credit_record": ("utter_answer_credit_record",),
     "ask_complaint_channel": ("utter_list_complaint_channels", _BANK_LINE),
     "express_distress": ("utter_support_distress",),
-    "request_human": ("utter_handoff_unavailable", _BANK_LINE),
 }
-"""Topic (core intent) -> responses sent, in order. Every core intent in domain/ has an entry."""
+"""Topic (core intent) -> responses sent, in order. Every core intent in domain/ has an entry except
+``request_human``, which is answered by the human handoff (bot/handoff/, actions/handoff_actions.py)."""
 
 FLAG_RESPONSES: Dict[str, str] = {
     "false_promise": "utter_flag_false_promise",

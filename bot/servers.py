@@ -1,8 +1,10 @@
-"""Start and stop the action server and the Rasa server on loopback, as child processes.
+"""Start and stop the agent desk, the action server and the Rasa server on loopback, as child processes.
 
 Used by ``python -m bot run`` (the README's run command) and by the end-to-end tests, so the tests exercise
-the same start-up path as a user. Both servers bind to 127.0.0.1 only; the Rasa HTTP API is protected by a
-token (``--auth-token``); the ``rest`` and ``socketio`` channels come from credentials.yml.
+the same start-up path as a user. Every server binds to 127.0.0.1 only; the Rasa HTTP API is protected by a
+token (``--auth-token``); the ``rest`` and ``socketio`` channels come from credentials.yml. The agent desk
+(bot.handoff.desk) is started first when ``ServerConfig.desk_port`` is set; the action server then finds it
+through ``HANDOFF_DESK_URL``, and the desk reaches Rasa's HTTP API with the same token.
 """
 from __future__ import annotations
 
@@ -35,9 +37,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def load_or_create_token(path: Path) -> str:
-    """The Rasa API token: ``$RASA_AUTH_TOKEN`` if set, else the one stored at ``path`` (created, mode 600)."""
-    from_env = os.environ.get("RASA_AUTH_TOKEN")
+def load_or_create_token(path: Path, env_var: str = "RASA_AUTH_TOKEN") -> str:
+    """A secret: ``$<env_var>`` if set, else the one stored at ``path`` (created once, mode 600).
+
+    Used for the Rasa API token (``RASA_AUTH_TOKEN``, var/auth_token) and the desk's shared agent secret
+    (``HANDOFF_SHARED_SECRET``, var/desk_secret).
+    """
+    from_env = os.environ.get(env_var)
     if from_env:
         return from_env
     if path.exists():
@@ -62,17 +68,29 @@ class ServerConfig:
     log_dir: Path = PROJECT_ROOT / "var" / "logs"
     root: Path = PROJECT_ROOT
     extra_env: Dict[str, str] = field(default_factory=dict)
+    desk_port: Optional[int] = None
+    """Port of the agent desk; None starts no desk (the bot then answers requests for a human honestly
+    that none is available)."""
+    handoff_database_url: Optional[str] = None
+    """The ticket store shared by the action server and the desk; None: ``$HANDOFF_DATABASE_URL`` or the
+    default var/handoff.db."""
 
 
 @dataclass
 class RunningServers:
-    """The two child processes and where their output goes."""
+    """The child processes (the desk may be None) and where their output goes."""
 
     config: ServerConfig
     action_server: subprocess.Popen
     rasa_server: subprocess.Popen
     log_files: List[Path]
     _handles: List[IO] = field(default_factory=list, repr=False)
+    desk_server: Optional[subprocess.Popen] = None
+
+    @property
+    def processes(self) -> List[subprocess.Popen]:
+        """Every running child, Rasa first (the order they are stopped in)."""
+        return [p for p in (self.rasa_server, self.action_server, self.desk_server) if p is not None]
 
     @property
     def rasa_url(self) -> str:
@@ -84,12 +102,17 @@ class RunningServers:
         """Base URL of the action server."""
         return f"http://{LOOPBACK}:{self.config.action_port}"
 
+    @property
+    def desk_url(self) -> Optional[str]:
+        """Base URL of the agent desk, e.g. ``http://127.0.0.1:5056``, or None if no desk was started."""
+        return f"http://{LOOPBACK}:{self.config.desk_port}" if self.config.desk_port else None
+
     def stop(self, timeout: float = 20.0) -> None:
-        """Terminate both servers (SIGTERM, then SIGKILL after ``timeout`` seconds) and close the logs."""
-        for process in (self.rasa_server, self.action_server):
+        """Terminate every server (SIGTERM, then SIGKILL after ``timeout`` seconds) and close the logs."""
+        for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in (self.rasa_server, self.action_server):
+        for process in self.processes:
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -109,6 +132,16 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
         PYTHONUNBUFFERED="1",  # logs reach their files as they are written
         PYTHONPATH=os.pathsep.join(filter(None, [str(config.root), env.get("PYTHONPATH")])),
     )
+    if config.handoff_database_url:
+        env["HANDOFF_DATABASE_URL"] = config.handoff_database_url
+    if config.desk_port:
+        env.update(
+            HANDOFF_DESK_URL=f"http://{LOOPBACK}:{config.desk_port}",
+            RASA_URL=f"http://{LOOPBACK}:{config.rasa_port}",
+            RASA_AUTH_TOKEN=config.token,
+        )
+    else:
+        env.pop("HANDOFF_DESK_URL", None)
     env.update(config.extra_env)
     return env
 
@@ -128,17 +161,43 @@ def _wait_healthy(url: str, process: subprocess.Popen, name: str, log: Path, tim
     raise ServerStartError(f"{name} did not answer {url} within {timeout:.0f} s; see {log}")
 
 
-def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServers:
-    """Start the action server, then the Rasa server, and wait until both answer their health checks.
+def _start_desk(config: ServerConfig, env: Dict[str, str], log: Path, handle: IO,
+                timeout: float) -> subprocess.Popen:
+    desk = subprocess.Popen(
+        [sys.executable, "-m", "bot.handoff.desk", "--host", LOOPBACK, "--port", str(config.desk_port)],
+        cwd=config.root, env=env, stdout=handle, stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_healthy(f"http://{LOOPBACK}:{config.desk_port}/health", desk, "agent desk", log, timeout)
+    except BaseException:
+        desk.terminate()
+        desk.wait()
+        raise
+    return desk
 
-    Returns: RunningServers (call ``stop()``). Raises: ServerStartError (both processes are stopped first).
+
+def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServers:
+    """Start the agent desk (if ``desk_port``), the action server, then the Rasa server, and wait until each
+    answers its health check.
+
+    Returns: RunningServers (call ``stop()``). Raises: ServerStartError (every process is stopped first).
     """
     config.log_dir.mkdir(parents=True, exist_ok=True)
     (config.root / "var").mkdir(exist_ok=True)
     env = server_environment(config)
     action_log = config.log_dir / "action-server.log"
     rasa_log = config.log_dir / "rasa-server.log"
+    desk_log = config.log_dir / "agent-desk.log"
     handles = [action_log.open("ab"), rasa_log.open("ab")]
+    desk = None
+    if config.desk_port:
+        handles.append(desk_log.open("ab"))
+        try:
+            desk = _start_desk(config, env, desk_log, handles[-1], timeout)
+        except BaseException:
+            for handle in handles:
+                handle.close()
+            raise
     action = subprocess.Popen(
         [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(config.action_port)],
         cwd=config.root, env=env, stdout=handles[0], stderr=subprocess.STDOUT,
@@ -152,7 +211,8 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     if config.token:
         rasa_cmd += ["--auth-token", config.token]
     rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=env, stdout=handles[1], stderr=subprocess.STDOUT)
-    servers = RunningServers(config, action, rasa, [action_log, rasa_log], handles)
+    logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
+    servers = RunningServers(config, action, rasa, logs, handles, desk)
     try:
         _wait_healthy(f"{servers.action_url}/health", action, "action server", action_log, timeout)
         _wait_healthy(f"{servers.rasa_url}/", rasa, "Rasa server", rasa_log, timeout)
@@ -167,11 +227,11 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def wait_for_exit(servers: RunningServers) -> Optional[int]:
-    """Block until either server exits (returns its code) or Ctrl-C / SIGTERM (stops both, returns None)."""
+    """Block until any server exits (returns its code) or Ctrl-C / SIGTERM (stops all, returns None)."""
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
-            for process in (servers.rasa_server, servers.action_server):
+            for process in servers.processes:
                 if process.poll() is not None:
                     servers.stop()
                     return process.returncode

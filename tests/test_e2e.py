@@ -42,13 +42,16 @@ def test_readme_example_warns_and_names_the_free_lawful_route(servers):
     assert any(m.get("buttons") for m in reply), "the reply offers next steps as quick replies"
 
 
-def test_distress_is_met_with_care_the_sourced_hotline_and_a_human_offer(servers):
+def test_distress_is_met_with_care_the_sourced_hotline_and_a_human_at_once(servers):
     reply = rest_say(servers, "distress-1", "我真的不想活了")
     text = joined_text(reply)
     assert "12356" in text and "110" in text and "120" in text
     assert "转接人工" in text
-    buttons = [b["payload"] for m in reply for b in m.get("buttons", [])]
-    assert "/request_human" in buttons
+    # These servers run without an agent desk, so the hand-over that follows says so honestly
+    # (tests/test_handoff_e2e.py runs the desk).
+    payloads = [m["custom"] for m in reply if "custom" in m]
+    assert {"type": "handoff", "status": "unavailable"} in payloads
+    assert "银行卡背面" in text
 
 
 @pytest.mark.parametrize(

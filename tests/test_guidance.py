@@ -17,8 +17,10 @@ def _names(plan):
 
 
 def test_every_core_intent_has_a_reply_route(knowledge):
-    assert sorted(TOPIC_RESPONSES) == sorted(CORE_INTENTS)
-    for topic in CORE_INTENTS:
+    # request_human is answered by the human handoff (bot/handoff/), not by a guidance plan.
+    guided = [intent for intent in CORE_INTENTS if intent != "request_human"]
+    assert sorted(TOPIC_RESPONSES) == sorted(guided)
+    for topic in guided:
         plan = plan_guidance(topic, ConversationState(), knowledge)
         assert plan.replies, topic
 

@@ -3,6 +3,12 @@
 Walks every response in the domain (text, button titles and payloads) and every reply the actions can plan,
 renders it the way Rasa does (``rasa.core.nlg.interpolator``) with the values the actions pass, and fails on
 any digit run that does not occur in a knowledge file, or on a placeholder left unfilled.
+
+One exception, and only for its own value: ``{opening_hours}`` (the human agent desk's hours, used by the
+handoff responses in domain/handoff.yml). Opening hours are configuration (config/handoff.yml or
+HANDOFF_OPENING_HOURS), not a fact about the world, so they are not in data/knowledge/; the digits of the
+configured hours, as bot.handoff.hours renders them, are allowed, and no others. The other handoff variables
+carry no digits in the text: ``{ticket_id}`` appears only in the custom payload, ``{agent_name}`` is a name.
 """
 from __future__ import annotations
 
@@ -18,12 +24,24 @@ from bot.directory import institution_numbers
 from bot.hardship import HARDSHIP_REASONS, QUESTION_HINTS, HardshipCase, build_plan
 from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
 from bot.risk import default_risk_engine
+from bot.handoff.config import load_settings
 
 _PLACEHOLDER = re.compile(r"{[^{}\n]+}")
 
 
 def _knowledge_digits(knowledge) -> set:
     return {run for text in knowledge.statable_texts() for run in re.findall(r"\d+", text)}
+
+
+def _handoff_values() -> dict:
+    """The handoff variables as the action and the desk fill them (opening hours from the configuration)."""
+    return {"opening_hours": load_settings({}).opening_hours.describe(), "ticket_id": "ticket-id",
+            "agent_name": "王敏"}
+
+
+def _opening_hours_digits() -> set:
+    """The allowlist for the configured opening hours only (see the module docstring)."""
+    return set(re.findall(r"\d+", _handoff_values()["opening_hours"]))
 
 
 def _texts_of(variant: dict) -> list:
@@ -55,8 +73,8 @@ def _rule_and_story_responses() -> set:
 
 
 def test_every_response_renders_only_knowledge_numbers(domain, knowledge):
-    allowed = _knowledge_digits(knowledge)
-    values = knowledge.template_values()
+    allowed = _knowledge_digits(knowledge) | _opening_hours_digits()
+    values = {**knowledge.template_values(), **_handoff_values()}
     hints = list(QUESTION_HINTS.values())
     bank_variants = [
         {"bank_name": inst.name, "bank_numbers": "，".join(institution_numbers(inst)), "lender_name": inst.name,
@@ -139,3 +157,39 @@ def test_every_hardship_plan_renders_only_knowledge_numbers(domain, deployment, 
 def test_question_hints_hold_no_digits():
     for hint in QUESTION_HINTS.values():
         assert not re.search(r"\d", hint), hint
+
+
+def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(domain, knowledge, tmp_path):
+    """Every reply action_handoff can plan (queued in and out of hours, unavailable, after fallbacks, with
+    and without a known bank) and every message the desk sends."""
+    import datetime as dt
+
+    from bot.handoff.database import upgrade_database
+    from bot.handoff.intake import HandoffContext, open_handoff
+    from bot.handoff.messages import handoff_responses, render
+    from bot.handoff.store import TicketStore
+
+    allowed = _knowledge_digits(knowledge) | _opening_hours_digits()
+    url = f"sqlite:///{tmp_path / 'numbers.db'}"
+    upgrade_database(url)
+    store = TicketStore.from_url(url)
+    settings = load_settings({})
+    moments = [dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.timezone.utc),  # Monday 11:00 in Shanghai: open
+               dt.datetime(2026, 11, 30, 20, 0, tzinfo=dt.timezone.utc)]  # Tuesday 04:00: closed
+    checked = set()
+    for index, (moment, intent, bank, desk_up) in enumerate(product(
+            moments, ["request_human", "express_distress", "agency_victim", "nlu_fallback"],
+            [None, *(inst.aliases[0] for inst in knowledge.institutions)], [True, False])):
+        context = HandoffContext(f"numbers-{index}", "rest", [], {"bank": bank}, intent, "转人工")
+        for reply in open_handoff(context, settings, store, knowledge, now=moment, desk_up=desk_up).replies:
+            for variant in domain["responses"][reply.response]:
+                for text in _texts_of(variant):
+                    rendered = interpolate_text(text, reply.variables)
+                    assert not _PLACEHOLDER.search(rendered), f"{reply.response}: {rendered!r}"
+                    assert not _offending_digits(rendered, allowed), f"{reply.response}: {rendered!r}"
+                    checked.add(reply.response)
+    for name in handoff_responses():
+        rendered = render(name, **_handoff_values())["text"]
+        assert not _PLACEHOLDER.search(rendered) and not _offending_digits(rendered, allowed), name
+    assert {"utter_handoff_queued", "utter_handoff_queued_after_hours", "utter_handoff_unavailable",
+            "utter_handoff_after_fallback", "utter_handoff_distress_reminder"} <= checked

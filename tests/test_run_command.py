@@ -1,4 +1,5 @@
-"""The README's run path: ``python -m bot run`` serves on loopback, and Ctrl-C stops everything it started."""
+"""The README's run path: ``python -m bot run`` serves on loopback (Rasa, actions and the agent desk), and
+Ctrl-C stops everything it started."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ import pytest
 from bot import PROJECT_ROOT
 from bot.servers import free_port
 from tests.e2e_support import joined_text, post
+from tests.handoff_support import call
 
 pytestmark = pytest.mark.e2e
 
@@ -26,13 +28,15 @@ def _port_open(port: int) -> bool:
         return False
 
 
-def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
-    rasa_port, action_port = free_port(), free_port()
+def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
+    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port)],
+        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port),
+         "--desk-port", str(desk_port)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
-             "RASA_AUTH_TOKEN": "run-test-token"},
+             "RASA_AUTH_TOKEN": "run-test-token", "HANDOFF_SHARED_SECRET": "run-desk-secret",
+             "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}"},
     )
     output = []
     try:
@@ -56,7 +60,11 @@ def test_run_serves_and_ctrl_c_stops_both_servers(trained_model):
         assert any(widget in line for line in output), "the run command prints the widget's URL"
         with urllib.request.urlopen(widget, timeout=10) as answer:
             assert answer.status == 200 and "债务咨询助手" in answer.read().decode("utf-8")
+        assert any(f"Agent desk: http://127.0.0.1:{desk_port}/" in line for line in output), "".join(output)
+        status, me = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token="run-desk-secret",
+                          agent_name="值班客服")
+        assert status == 200 and me["agent"] == "值班客服"
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-    assert not _port_open(rasa_port) and not _port_open(action_port)
+    assert not _port_open(rasa_port) and not _port_open(action_port) and not _port_open(desk_port)

@@ -1,0 +1,59 @@
+"""Agent authentication for the desk: per-agent tokens, or one shared secret plus the agent's name.
+
+Requests carry ``Authorization: Bearer <token>``. With per-agent tokens (``HANDOFF_AGENT_TOKENS``) the token
+names the agent. With the shared secret (``HANDOFF_SHARED_SECRET``) the agent also sends its display name in
+``X-Agent-Name``, percent-encoded UTF-8 (browsers cannot send raw Chinese in headers). Comparisons are
+constant-time. The name is what the audit table records and what the user sees when the agent joins.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import urllib.parse
+from typing import Mapping, Optional
+
+MAX_AGENT_NAME_CHARS = 32
+"""Longest accepted agent name."""
+
+RESERVED_NAMES = frozenset({"system", "bot"})
+"""Names an agent may not use (they mark audit rows written by the bot and the desk itself)."""
+
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f<>]")
+
+
+class AuthError(Exception):
+    """The request is not from a known agent; the message says why (HTTP 401)."""
+
+
+class AgentAuth:
+    """Checks agent credentials. ``agent_tokens``: name -> token; ``shared_secret``: or one secret for all."""
+
+    def __init__(self, agent_tokens: Mapping[str, str], shared_secret: Optional[str]) -> None:
+        self.agent_tokens = dict(agent_tokens)
+        self.shared_secret = shared_secret
+
+    def authenticate(self, authorization: Optional[str], agent_name: Optional[str]) -> str:
+        """The agent's name for an ``Authorization`` header (and ``X-Agent-Name`` with the shared secret).
+
+        Raises AuthError for a missing or malformed header, an unknown token, or a missing or invalid name.
+        """
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthError("missing agent token: send 'Authorization: Bearer <token>'")
+        token = authorization[len("Bearer "):].strip()
+        if not token:
+            raise AuthError("missing agent token")
+        for name, known in self.agent_tokens.items():
+            if hmac.compare_digest(known.encode(), token.encode()):
+                return name
+        if self.shared_secret and hmac.compare_digest(self.shared_secret.encode(), token.encode()):
+            return self._name(agent_name)
+        raise AuthError("wrong agent token")
+
+    @staticmethod
+    def _name(raw: Optional[str]) -> str:
+        name = urllib.parse.unquote(raw or "").strip()
+        if not name:
+            raise AuthError("with the shared secret, send your name in X-Agent-Name")
+        if len(name) > MAX_AGENT_NAME_CHARS or _BAD_NAME.search(name) or name.lower() in RESERVED_NAMES:
+            raise AuthError(f"X-Agent-Name must be 1-{MAX_AGENT_NAME_CHARS} printable characters")
+        return name

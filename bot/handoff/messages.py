@@ -1,0 +1,57 @@
+"""The handoff's messages to the user, rendered from ``domain/handoff.yml`` for the desk.
+
+The action server sends these responses through Rasa's NLG; the desk, which talks to Rasa over its HTTP
+API, renders the same responses here and appends them as ``BotUttered`` events. Both fill placeholders the
+way Rasa does (``rasa.core.nlg.interpolator``): knowledge facts plus the handoff variables (opening hours,
+ticket id, agent name).
+"""
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any, Dict, Optional
+
+import yaml
+from rasa.core.nlg.interpolator import interpolate
+
+from bot import PROJECT_ROOT
+from bot.knowledge import default_knowledge
+
+HANDOFF_DOMAIN = PROJECT_ROOT / "domain" / "handoff.yml"
+"""The domain file holding every handoff response."""
+
+
+@lru_cache(maxsize=1)
+def handoff_responses() -> Dict[str, Any]:
+    """Response name -> list of variants, as written in domain/handoff.yml."""
+    content = yaml.safe_load(HANDOFF_DOMAIN.read_text(encoding="utf-8"))
+    return content["responses"]
+
+
+def render(name: str, **variables: str) -> Dict[str, Any]:
+    """The first variant of response ``name`` with placeholders filled: ``{"text": ..., "custom": ...}``
+    (``custom`` only if the response has one). Raises KeyError for an unknown response."""
+    variant = copy.deepcopy(handoff_responses()[name][0])
+    values = {**default_knowledge().template_values(), **variables}
+    return interpolate(variant, values)
+
+
+def bot_event(message: Dict[str, Any], ticket_id: str, kind: str, agent: Optional[str] = None) -> Dict[str, Any]:
+    """A ``BotUttered`` event (Rasa's JSON form) carrying ``message``'s text and custom payload.
+
+    ``metadata.handoff`` records the ticket, the kind (agent_joined, agent_message, timeout, closed) and the
+    agent, so the transcript can tell agent messages from the bot's.
+    """
+    data = {"custom": message["custom"]} if message.get("custom") else {}
+    handoff: Dict[str, Any] = {"ticket_id": ticket_id, "kind": kind}
+    if agent:
+        handoff["agent"] = agent
+    return {"event": "bot", "text": message.get("text", ""), "data": data, "metadata": {"handoff": handoff}}
+
+
+def agent_message_event(text: str, agent: str, ticket_id: str) -> Dict[str, Any]:
+    """The ``BotUttered`` event for an agent's reply: the text, and the ``handoff`` payload with status
+    ``agent_message``, ``text`` and ``agent_name`` (docs/channel-payloads.md)."""
+    custom = {"type": "handoff", "status": "agent_message", "ticket_id": ticket_id, "text": text,
+              "agent_name": agent}
+    return bot_event({"text": text, "custom": custom}, ticket_id, "agent_message", agent)

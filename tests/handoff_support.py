@@ -1,0 +1,193 @@
+"""Helpers for the handoff tests: databases (SQLite, PostgreSQL), a stand-in Rasa HTTP API, a desk process,
+and a small JSON HTTP client."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from bot import PROJECT_ROOT
+from bot.servers import LOOPBACK, free_port
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+RASA_TOKEN = "fake-rasa-token"
+AGENT_TOKENS = {"王敏": "token-wangmin-0123456789", "李强": "token-liqiang-0123456789"}
+SHARED_SECRET = "shared-desk-secret-0123456789"
+
+
+def postgres_reachable() -> bool:
+    """True if something listens on 127.0.0.1:5432."""
+    try:
+        with socket.create_connection((PG_HOST, PG_PORT), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """A new empty PostgreSQL database (user postgres, trust auth); yields its SQLAlchemy URL, drops it after."""
+    import psycopg2
+
+    name = f"handoff_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+class FakeRasa:
+    """A stand-in for the Rasa HTTP API on loopback: ``GET /conversations/<id>/tracker`` and
+    ``POST /conversations/<id>/tracker/events`` with ``?token=``. Appended events are kept per sender in
+    ``appended`` (and added to that sender's tracker); set ``fail = True`` to answer 500."""
+
+    def __init__(self) -> None:
+        self.trackers: Dict[str, Dict[str, Any]] = {}
+        self.appended: Dict[str, List[Dict[str, Any]]] = {}
+        self.requests: List[Tuple[str, str]] = []
+        self.fail = False
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _route(self) -> Optional[Tuple[str, str]]:
+                parsed = urllib.parse.urlparse(self.path)
+                query = urllib.parse.parse_qs(parsed.query)
+                fake.requests.append((self.command, self.path))
+                if query.get("token") != [RASA_TOKEN]:
+                    self._answer(401, {"error": "token"})
+                    return None
+                if fake.fail:
+                    self._answer(500, {"error": "down"})
+                    return None
+                parts = parsed.path.split("/")
+                return urllib.parse.unquote(parts[2]), "/".join(parts[3:])
+
+            def do_GET(self) -> None:  # noqa: N802
+                route = self._route()
+                if route:
+                    sender, _ = route
+                    self._answer(200, fake.trackers.get(sender, {"sender_id": sender, "events": [],
+                                                                 "paused": False}))
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                route = self._route()
+                if route:
+                    sender, _ = route
+                    events = json.loads(body)
+                    fake.appended.setdefault(sender, []).extend(events)
+                    tracker = fake.trackers.setdefault(sender, {"sender_id": sender, "events": [], "paused": True})
+                    tracker["events"].extend(events)
+                    if any(e.get("event") == "resume" for e in events):
+                        tracker["paused"] = False
+                    self._answer(200, {"sender_id": sender})
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self.url = f"http://{LOOPBACK}:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bot_texts(self, sender: str) -> List[str]:
+        """Texts of the BotUttered events appended for ``sender``."""
+        return [e.get("text", "") for e in self.appended.get(sender, []) if e.get("event") == "bot"]
+
+    def stop(self) -> None:
+        """Shut the server down."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class DeskProcess:
+    """``python -m bot.handoff.desk`` on a free loopback port, with ``env`` added to the environment."""
+
+    def __init__(self, env: Dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.log = log
+        self._handle = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.handoff.desk", "--port", str(self.port)], cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}, stdout=self._handle,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"desk exited with {self.process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"desk did not start: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        """Terminate the desk."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+        self._handle.close()
+
+
+def call(method: str, url: str, body: Any = None, token: Optional[str] = None, agent_name: Optional[str] = None,
+         raw: Optional[bytes] = None, timeout: float = 30) -> Tuple[int, Any]:
+    """An HTTP request with optional JSON body and agent credentials; returns ``(status, parsed JSON or text)``."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body, ensure_ascii=False).encode())
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if agent_name is not None:
+        headers["X-Agent-Name"] = urllib.parse.quote(agent_name)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            status, payload = answer.status, answer.read()
+    except urllib.error.HTTPError as err:
+        status, payload = err.code, err.read()
+    text = payload.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def always_open_config(directory: Path, **overrides: Any) -> Path:
+    """A handoff config file open every day all day (so tests do not depend on the clock), with overrides."""
+    import yaml
+
+    content = {"timezone": "Asia/Shanghai", "opening_hours": {d: "00:00-24:00" for d in
+                                                              ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+               "claim_timeout_seconds": 600, "check_interval_seconds": 1, "max_reply_chars": 1000,
+               "webhook_max_attempts": 3, "webhook_retry_seconds": 1, **overrides}
+    path = directory / f"handoff-{uuid.uuid4().hex[:6]}.yml"
+    path.write_text(yaml.safe_dump(content, allow_unicode=True), encoding="utf-8")
+    return path
