@@ -120,7 +120,7 @@ def test_socketio_user_is_handed_to_an_agent_and_back_to_the_bot(servers):
 
     async def scenario() -> None:
         async with SocketUser(servers.rasa_url, session) as user:
-            await user.say("招行信用卡还不上了，想跟银行协商分期", lambda m: "95555" in _texts(m))
+            await user.say("招行信用卡乱收费，去哪里投诉", lambda m: "95555" in _texts(m))
 
             queued = await user.say("转人工", lambda m: bool(_payloads(m, "queued")))
             assert "转接人工客服" in _texts(queued) and "每天全天" in _texts(queued)
@@ -130,7 +130,7 @@ def test_socketio_user_is_handed_to_an_agent_and_back_to_the_bot(servers):
             assert ticket["id"] == payload["ticket_id"] and ticket["status"] == "queued"
             assert ticket["reason"] == "user_request" and ticket["channel"] == "socketio"
             summary = ticket["summary"]
-            assert summary["intents_seen"] == ["ask_hardship_plan", "request_human"]
+            assert summary["intents_seen"] == ["ask_complaint_channel", "request_human"]
             assert summary["situation"]["bank"] == "招商银行"
             assert any("95555" in channel for channel in summary["channels_given"])
 
