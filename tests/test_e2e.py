@@ -60,7 +60,7 @@ def test_distress_is_met_with_care_the_sourced_hotline_and_a_human_at_once(serve
         ("我被催收骚扰，他们天天给我家里人打电话还骂人", "保留证据"),
         ("征信上的逾期多久才能消掉", "保存"),
         ("信用卡欠了八万还不起会坐牢吗", "民事纠纷"),
-        ("我想自己跟招行协商分期还款", "个性化分期还款"),
+        ("我想自己跟招行协商分期还款", "个性化分期还款"),  # the hardship form's introduction
         ("去哪里投诉银行乱收费", "12378"),
         ("交了两千块给协商公司，现在人找不到了", "止损"),
     ],
@@ -70,7 +70,7 @@ def test_core_intents_get_the_answer_to_what_was_asked(servers, message, expecte
 
 
 def test_named_bank_gets_its_number_with_the_unconfirmed_caveat(servers):
-    text = joined_text(rest_say(servers, "bank-1", "招行信用卡还不上了，想跟银行协商分期"))
+    text = joined_text(rest_say(servers, "bank-1", "招行信用卡乱收费，去哪里投诉"))
     assert "95555" in text and "尚未经银行官网核实" in text and "银行卡背面" in text
 
 

@@ -80,7 +80,7 @@ def test_unknown_bank_and_a_negative_amount(servers):
     rest_say(servers, sender, "信用卡还不上了想跟银行协商")
     assert "原因" in joined_text(rest_say(servers, sender, "宇宙第一银行"))
     rest_say(servers, sender, "生病住院了")
-    assert "没看懂" in joined_text(rest_say(servers, sender, "-500"))
+    assert "没看懂" in joined_text(rest_say(servers, sender, "每个月-500块"))
     rest_say(servers, sender, "一千")
     plan = joined_text(rest_say(servers, sender, "还没有逾期"))
     assert "发卡银行" in plan and "宇宙" not in plan

@@ -23,6 +23,8 @@ def engine():
         ("按欠款的6个点收费", "upfront_fee"),
         ("我已经交了服务费，现在联系不上", "fee_paid"),
         ("钱转过去了对方就拉黑我了", "fee_paid"),
+        ("我交了五千块服务费给协商公司", "fee_paid"),
+        ("付了两万给法务团队", "fee_paid"),
         ("我把身份证和验证码都给了协商公司", "data_handed_over"),
         ("手机卡寄给他们了", "data_handed_over"),
         ("签了委托书", "data_handed_over"),

@@ -203,7 +203,7 @@ def test_human_button_shows_the_handoff_state(page, live):
     root = page.locator(WIDGET)
     expect(root).to_have_attribute("data-handoff-status", "unavailable")
     expect(page.locator(".dhw-user").last).to_have_text("转人工")
-    expect(page.locator(".dhw-log")).to_contain_text("还没有接入在线人工坐席")
+    expect(page.locator(".dhw-log")).to_contain_text("暂时无法为您转接在线人工客服")
     expect(page.locator(".dhw-system").last).to_contain_text("暂时无法转接在线人工客服")
     expect(page.locator(".dhw-handoff")).to_be_hidden()
 
