@@ -56,7 +56,8 @@ def _report(true: Sequence[str], predicted: Sequence[str]) -> Dict[str, Dict[str
 
 
 def _summary(report: Dict[str, Dict[str, float]]) -> Dict[str, object]:
-    per_intent = {name: {k: round(v, 4) for k, v in scores.items()} for name, scores in report.items()
+    per_intent = {name: {k: round(v, 4) for k, v in scores.items() if isinstance(v, (int, float))}
+                  for name, scores in report.items()
                   if isinstance(scores, dict) and name not in ("macro avg", "weighted avg", "micro avg")}
     return {
         "macro_f1": round(report["macro avg"]["f1-score"], 4),
