@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 
 import pytest
 
@@ -51,7 +52,7 @@ def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
         assert any("The assistant is running" in line for line in output), "".join(output)
         assert any(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook" in line for line in output)
         status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
-                            {"sender": "run-1", "message": "信用卡还不上了想跟银行协商"})
+                            {"sender": f"run-{uuid.uuid4().hex[:8]}", "message": "信用卡还不上了想跟银行协商"})
         assert status == 200 and "个性化分期还款" in joined_text(body)
         status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/wechat_miniprogram/webhook", {})
         assert status == 503 and "not configured" in body["error"], "no WeChat settings: 503, the rest runs"
