@@ -20,36 +20,11 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from bot import PROJECT_ROOT
 from bot.servers import LOOPBACK, free_port
+from tests.local_services import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres  # noqa: F401
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 RASA_TOKEN = "fake-rasa-token"
 AGENT_TOKENS = {"王敏": "token-wangmin-0123456789", "李强": "token-liqiang-0123456789"}
 SHARED_SECRET = "shared-desk-secret-0123456789"
-
-
-def postgres_reachable() -> bool:
-    """True if something listens on 127.0.0.1:5432."""
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A new empty PostgreSQL database (user postgres, trust auth); yields its SQLAlchemy URL, drops it after."""
-    import psycopg2
-
-    name = f"handoff_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    finally:
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 class FakeRasa:

@@ -6,42 +6,24 @@ Skipped, with the reason, when either service is not reachable.
 from __future__ import annotations
 
 import json
-import socket
-import uuid
 
 import pytest
 
 from bot import PROJECT_ROOT
 from tests.e2e_support import joined_text, rest_say, start_test_servers
+from tests.local_services import (PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, postgres_reachable, redis_reachable,
+                                  throwaway_postgres)
 
 pytestmark = pytest.mark.e2e
 
-PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT = "127.0.0.1", 5432, "127.0.0.1", 6379
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def postgres_database():
-    if not _reachable(PG_HOST, PG_PORT):
+    if not postgres_reachable():
         pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
-    if not _reachable(REDIS_HOST, REDIS_PORT):
+    if not redis_reachable():
         pytest.skip(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}")
-    import psycopg2
-
-    name = f"rasa_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    yield name
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with throwaway_postgres("rasa_test") as url:
+        yield url.rsplit("/", 1)[1]
 
 
 def test_conversation_is_stored_in_postgres_and_survives_a_restart(trained_model, postgres_database, tmp_path):

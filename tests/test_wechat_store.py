@@ -7,7 +7,6 @@ Two store objects on the same backend stand for two servers sharing it.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 import uuid
 
@@ -20,36 +19,21 @@ from bot.channels.wechat_store import (
     hashed_key,
     open_store,
 )
-
-PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT = "127.0.0.1", 5432, "127.0.0.1", 6379
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
+from tests.local_services import (PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, postgres_reachable, redis_reachable,
+                                  throwaway_postgres)
 
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    if not _reachable(PG_HOST, PG_PORT):
+    if not postgres_reachable():
         pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
-    import psycopg2
-
-    name = f"wechat_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="postgres")
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with throwaway_postgres("wechat_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def redis_url():
-    if not _reachable(REDIS_HOST, REDIS_PORT):
+    if not redis_reachable():
         pytest.skip(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}")
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/14"
 
