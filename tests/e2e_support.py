@@ -34,10 +34,12 @@ def start_test_servers(model: Path, directory: Path, endpoints: Path,
     return start_servers(config)
 
 
-def post(url: str, body: Any, raw: Optional[bytes] = None, timeout: float = 60) -> Tuple[int, Any]:
-    """POST JSON (or ``raw`` bytes) and return ``(status, parsed JSON body or text)``."""
-    data = raw if raw is not None else json.dumps(body, ensure_ascii=False).encode("utf-8")
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+def request_json(method: str, url: str, body: Any = None, raw: Optional[bytes] = None,
+                 headers: Optional[Dict[str, str]] = None, timeout: float = 60) -> Tuple[int, Any]:
+    """An HTTP request with a JSON body (or ``raw`` bytes, or none); returns ``(status, parsed JSON or text)``."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body, ensure_ascii=False).encode())
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             status, payload = answer.status, answer.read()
@@ -48,6 +50,11 @@ def post(url: str, body: Any, raw: Optional[bytes] = None, timeout: float = 60) 
         return status, json.loads(text)
     except json.JSONDecodeError:
         return status, text
+
+
+def post(url: str, body: Any, raw: Optional[bytes] = None, timeout: float = 60) -> Tuple[int, Any]:
+    """POST JSON (or ``raw`` bytes) and return ``(status, parsed JSON body or text)``."""
+    return request_json("POST", url, body, raw=raw, timeout=timeout)
 
 
 def rest_say(servers: RunningServers, sender: str, message: str) -> List[Dict[str, Any]]:

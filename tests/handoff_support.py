@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -20,6 +18,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from bot import PROJECT_ROOT
 from bot.servers import LOOPBACK, free_port
+from tests.e2e_support import request_json
 from tests.local_services import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres  # noqa: F401
 
 RASA_TOKEN = "fake-rasa-token"
@@ -136,23 +135,12 @@ class DeskProcess:
 def call(method: str, url: str, body: Any = None, token: Optional[str] = None, agent_name: Optional[str] = None,
          raw: Optional[bytes] = None, timeout: float = 30) -> Tuple[int, Any]:
     """An HTTP request with optional JSON body and agent credentials; returns ``(status, parsed JSON or text)``."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body, ensure_ascii=False).encode())
-    headers = {"Content-Type": "application/json"}
+    headers = {}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if agent_name is not None:
         headers["X-Agent-Name"] = urllib.parse.quote(agent_name)
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            status, payload = answer.status, answer.read()
-    except urllib.error.HTTPError as err:
-        status, payload = err.code, err.read()
-    text = payload.decode("utf-8", "replace")
-    try:
-        return status, json.loads(text)
-    except json.JSONDecodeError:
-        return status, text
+    return request_json(method, url, body, raw=raw, headers=headers, timeout=timeout)
 
 
 def always_open_config(directory: Path, **overrides: Any) -> Path:
