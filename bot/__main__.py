@@ -7,7 +7,9 @@
 * ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
-  (bot.evaluation).
+  (bot.evaluation);
+* ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
+  (bot.blend_tuning; trains five NLU models).
 """
 from __future__ import annotations
 
@@ -124,6 +126,8 @@ def main(argv=None) -> int:
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
     evaluate.add_argument("--no-cross-validation", action="store_true",
                           help="skip the 5-fold cross-validation (which trains five models)")
+    commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
+                                           "on the training data (trains five NLU models)")
     referrals = commands.add_parser("referrals", help="count referrals to official channels")
     referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
     args = parser.parse_args(argv)
@@ -145,6 +149,11 @@ def main(argv=None) -> int:
         from bot.evaluation import evaluate as run_evaluation
 
         run_evaluation(cross_validation=not args.no_cross_validation)
+        return 0
+    if args.command == "tune-blend":
+        from bot.blend_tuning import tune
+
+        tune()
         return 0
     return _shell(args)
 

@@ -92,3 +92,22 @@ def test_invalid_configuration_is_refused(storage, config):
     with pytest.raises(ValueError):
         CharNgramIntentBlender.create({**CharNgramIntentBlender.get_default_config(), **config}, storage,
                                       Resource("blender"), _context())
+
+
+def test_intent_weights_prefer_the_weighted_intent_and_keep_a_distribution(storage):
+    plain = _trained(storage, diet_weight=1.0)
+    weighted = _trained(storage, diet_weight=1.0, intent_weights={"ask_evade_debt": 2.0})
+    diet = [{"name": "greet", "confidence": 0.6}, {"name": "ask_evade_debt", "confidence": 0.4}]
+    assert plain.blend("怎么办", diet)[0]["name"] == "greet"
+    ranking = {entry["name"]: entry["confidence"] for entry in weighted.blend("怎么办", diet)}
+    assert ranking["ask_evade_debt"] == pytest.approx(0.8 / 1.4)
+    assert ranking["greet"] == pytest.approx(0.6 / 1.4)
+    assert max(ranking, key=ranking.get) == "ask_evade_debt"
+
+
+@pytest.mark.parametrize("weights", [{"ask_evade_debt": 0}, {"ask_evade_debt": -1.0}, {"ask_evade_debt": "2"},
+                                     ["ask_evade_debt"]])
+def test_invalid_intent_weights_are_refused(storage, weights):
+    with pytest.raises(ValueError):
+        CharNgramIntentBlender.create({**CharNgramIntentBlender.get_default_config(), "intent_weights": weights},
+                                      storage, Resource("blender"), _context())

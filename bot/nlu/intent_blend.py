@@ -38,19 +38,24 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
     For each message: ``p(intent) = diet_weight * p_DIET(intent) + (1 - diet_weight) * p_LR(intent)``, where
     p_DIET comes from the message's ``intent_ranking`` (intents absent from it count as 0) and p_LR from the
     logistic regression over character n-grams (``char_wb``, ``min_ngram``..``max_ngram``) of the normalised
-    text. The blended ranking (descending, at most ``ranking_length`` entries, 0 = all) replaces ``intent``
-    and ``intent_ranking``. Confidences stay in [0, 1] and sum to at most 1.
+    text. Then each intent named in ``intent_weights`` has its probability multiplied by its weight and the
+    distribution is renormalised: a cost-sensitive decision (Elkan, "The Foundations of Cost-Sensitive
+    Learning", IJCAI 2001) that prefers an intent whose miss costs more, here the risk intents, when it is
+    nearly as likely as another. The ranking (descending, at most ``ranking_length`` entries, 0 = all)
+    replaces ``intent`` and ``intent_ranking``. Confidences stay in [0, 1] and sum to at most 1.
 
     Config (defaults in get_default_config): ``diet_weight`` in [0, 1]; ``min_ngram``/``max_ngram`` in
-    characters; ``C`` the inverse regularisation strength; ``random_state`` the seed; ``ranking_length``.
-    Raises ValueError from ``create`` when ``diet_weight`` is outside [0, 1] or the n-gram range is empty.
+    characters; ``C`` the inverse regularisation strength; ``random_state`` the seed; ``ranking_length``;
+    ``intent_weights`` a mapping of intent name to a positive factor (default none).
+    Raises ValueError from ``create`` when ``diet_weight`` is outside [0, 1], the n-gram range is empty or an
+    intent weight is not a positive number.
     """
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
         """Defaults: equal weights, char 1-4-grams, C=10, the project's seed, the full ranking."""
         return {"diet_weight": 0.5, "min_ngram": 1, "max_ngram": 4, "C": 10.0, "random_state": 20261130,
-                "ranking_length": 0}
+                "ranking_length": 0, "intent_weights": {}}
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -66,6 +71,12 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
             raise ValueError(f"CharNgramIntentBlender: diet_weight must be in [0, 1], got {weight}")
         if int(self._config["min_ngram"]) < 1 or int(self._config["max_ngram"]) < int(self._config["min_ngram"]):
             raise ValueError("CharNgramIntentBlender: need 1 <= min_ngram <= max_ngram")
+        weights = self._config.get("intent_weights") or {}
+        if not isinstance(weights, dict) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in weights.values()):
+            raise ValueError(f"CharNgramIntentBlender: intent_weights must map intents to positive numbers, "
+                             f"got {weights!r}")
+        self._intent_weights = {str(k): float(v) for k, v in weights.items()}
         self._model_storage = model_storage
         self._resource = resource
         self._model = model
@@ -150,6 +161,11 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
             name = entry.get("name")
             if name:
                 blended[name] = blended.get(name, 0.0) + weight * float(entry.get("confidence") or 0.0)
+        if self._intent_weights:
+            blended = {name: p * self._intent_weights.get(name, 1.0) for name, p in blended.items()}
+            total = sum(blended.values())
+            if total > 0:
+                blended = {name: p / total for name, p in blended.items()}
         ranking = [{"name": name, "confidence": confidence}
                    for name, confidence in sorted(blended.items(), key=lambda item: (-item[1], item[0]))]
         length = int(self._config["ranking_length"])

@@ -1,0 +1,35 @@
+"""bot.blend_tuning's decision rule and grid scoring, on hand-made rankings (no model is trained)."""
+from __future__ import annotations
+
+import pytest
+
+from bot.blend_tuning import decide, score_grid
+
+DIET = [("greet", 0.7), ("ask_evade_debt", 0.3)]
+CHAR = {"greet": 0.4, "ask_evade_debt": 0.6}
+
+
+def test_decide_blends_weights_and_prefers_a_close_risk_intent():
+    assert decide(DIET, CHAR, diet_weight=1.0, risk_weight=1.0, threshold=0.2) == "greet"
+    assert decide(DIET, CHAR, diet_weight=0.0, risk_weight=1.0, threshold=0.2) == "ask_evade_debt"
+    # 0.5 * 0.7 + 0.5 * 0.4 = 0.55 against 0.45: greet, until the risk intent's weight tips it.
+    assert decide(DIET, CHAR, diet_weight=0.5, risk_weight=1.0, threshold=0.2) == "greet"
+    assert decide(DIET, CHAR, diet_weight=0.5, risk_weight=1.5, threshold=0.2) == "ask_evade_debt"
+
+
+def test_decide_falls_back_when_unsure_or_ambiguous():
+    assert decide([], {"greet": 0.26, "thank": 0.25, "deny": 0.49}, 0.0, 1.0, 0.5) == "nlu_fallback"
+    assert decide([], {"greet": 0.51, "thank": 0.49}, 0.0, 1.0, 0.2) == "nlu_fallback"
+    assert decide([], {}, 0.5, 1.0, 0.2) == "nlu_fallback"
+
+
+def test_score_grid_ranks_settings_by_macro_f1():
+    labels = ["greet", "ask_evade_debt"]
+    diet = [[("greet", 0.9), ("ask_evade_debt", 0.1)], [("greet", 0.8), ("ask_evade_debt", 0.2)]]
+    char = {1.0: [{"greet": 0.8, "ask_evade_debt": 0.2}, {"greet": 0.1, "ask_evade_debt": 0.9}]}
+    grid = {"diet_weight": (1.0, 0.0), "C": (1.0,), "risk_weight": (1.0,), "threshold": (0.2,)}
+    rows = score_grid(labels, diet, char, grid)
+    assert [row["diet_weight"] for row in rows] == [0.0, 1.0]
+    assert rows[0]["macro_f1"] == pytest.approx(1.0)
+    assert rows[0]["risk_recall_pooled"] == pytest.approx(1.0)
+    assert rows[1]["risk_recall_pooled"] == pytest.approx(0.0)
