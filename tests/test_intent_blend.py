@@ -106,8 +106,28 @@ def test_intent_weights_prefer_the_weighted_intent_and_keep_a_distribution(stora
 
 
 @pytest.mark.parametrize("weights", [{"ask_evade_debt": 0}, {"ask_evade_debt": -1.0}, {"ask_evade_debt": "2"},
+                                     {"ask_evade_debt": float("inf")}, {"ask_evade_debt": float("nan")},
                                      ["ask_evade_debt"]])
 def test_invalid_intent_weights_are_refused(storage, weights):
     with pytest.raises(ValueError):
         CharNgramIntentBlender.create({**CharNgramIntentBlender.get_default_config(), "intent_weights": weights},
                                       storage, Resource("blender"), _context())
+
+
+def test_blend_is_a_distribution_even_when_diet_ranked_nothing_or_unknown_intents(storage):
+    blender = _trained(storage, diet_weight=0.5)
+    for diet in ([], [{"name": "unknown_intent", "confidence": 0.3}, {"name": "greet", "confidence": 0.2}]):
+        ranking = blender.blend("征信修复靠谱吗", diet)
+        assert sum(entry["confidence"] for entry in ranking) == pytest.approx(1.0)
+        assert all(0.0 <= entry["confidence"] <= 1.0 for entry in ranking)
+
+
+def test_a_model_file_with_untrusted_types_is_refused(storage):
+    import builtins
+
+    blender = _trained(storage)
+    blender._model.steps[0][1].preprocessor = builtins.eval  # what a tampered file could smuggle in
+    blender.persist()
+    with pytest.raises(ValueError, match="untrusted"):
+        CharNgramIntentBlender.load(CharNgramIntentBlender.get_default_config(), storage, Resource("blender"),
+                                    _context())

@@ -11,6 +11,7 @@ a confidence) and before FallbackClassifier, which then judges the blended confi
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -27,8 +28,11 @@ logger = logging.getLogger(__name__)
 MODEL_FILE = "char_ngram_intent_model.skops"
 """File name of the fitted scikit-learn pipeline inside the component's model storage."""
 
-TRUSTED_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.")
-"""Types skops may rebuild when loading the model file; anything else is refused (skops' safe loading)."""
+TRUSTED_TYPES = frozenset({"scipy.sparse._csr.csr_matrix"})
+"""The only types outside skops' default trust that a fitted model file holds (TfidfVectorizer's IDF matrix).
+A file naming any other untrusted type (builtins.eval, say) is refused: only a tampered file would. skops 0.9
+(pinned with Rasa 3.6) has known bypasses of this check (CVE-2025-54412, CVE-2025-54413), so model archives
+must still come from the project's own training, as for Rasa's SklearnIntentClassifier."""
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -38,15 +42,18 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
     For each message: ``p(intent) = diet_weight * p_DIET(intent) + (1 - diet_weight) * p_LR(intent)``, where
     p_DIET comes from the message's ``intent_ranking`` (intents absent from it count as 0) and p_LR from the
     logistic regression over character n-grams (``char_wb``, ``min_ngram``..``max_ngram``) of the normalised
-    text. Then each intent named in ``intent_weights`` has its probability multiplied by its weight and the
-    distribution is renormalised: a cost-sensitive decision (Elkan, "The Foundations of Cost-Sensitive
+    text. Then each intent named in ``intent_weights`` has its probability multiplied by its weight, and the
+    result is always renormalised to sum to 1 (DIET's ranking may be empty or truncated): the weighting is a
+    cost-sensitive decision (Elkan, "The Foundations of Cost-Sensitive
     Learning", IJCAI 2001) that prefers an intent whose miss costs more, here the risk intents, when it is
     nearly as likely as another. The ranking (descending, at most ``ranking_length`` entries, 0 = all)
-    replaces ``intent`` and ``intent_ranking``. Confidences stay in [0, 1] and sum to at most 1.
+    replaces ``intent`` and ``intent_ranking``. Confidences are in [0, 1] and the full ranking sums to 1.
+    Keep ``ranking_length`` at 0 or at least 2: Rasa's FallbackClassifier checks ambiguity only when the
+    ranking has two entries, and bot.blend_tuning assumes the full ranking.
 
     Config (defaults in get_default_config): ``diet_weight`` in [0, 1]; ``min_ngram``/``max_ngram`` in
     characters; ``C`` the inverse regularisation strength; ``random_state`` the seed; ``ranking_length``;
-    ``intent_weights`` a mapping of intent name to a positive factor (default none).
+    ``intent_weights`` a mapping of intent name to a positive, finite factor (default none).
     Raises ValueError from ``create`` when ``diet_weight`` is outside [0, 1], the n-gram range is empty or an
     intent weight is not a positive number.
     """
@@ -73,7 +80,8 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
             raise ValueError("CharNgramIntentBlender: need 1 <= min_ngram <= max_ngram")
         weights = self._config.get("intent_weights") or {}
         if not isinstance(weights, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in weights.values()):
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+            for v in weights.values()):
             raise ValueError(f"CharNgramIntentBlender: intent_weights must map intents to positive numbers, "
                              f"got {weights!r}")
         self._intent_weights = {str(k): float(v) for k, v in weights.items()}
@@ -126,7 +134,7 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
              execution_context: ExecutionContext, **kwargs: Any) -> "CharNgramIntentBlender":
         """Load the fitted pipeline; an untrained component (no file) passes messages through.
 
-        Raises ValueError when the file holds types outside TRUSTED_TYPE_PREFIXES.
+        Raises ValueError when the file holds untrusted types other than TRUSTED_TYPES.
         """
         import skops.io as sio
 
@@ -137,7 +145,7 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
                 path = directory / MODEL_FILE
                 if path.exists():
                     untrusted = sio.get_untrusted_types(file=path)
-                    refused = [t for t in untrusted if not t.startswith(TRUSTED_TYPE_PREFIXES)]
+                    refused = [t for t in untrusted if t not in TRUSTED_TYPES]
                     if not refused:
                         model = sio.load(path, trusted=untrusted)
         except ValueError:  # Rasa's error for a resource that was never persisted (fewer than two intents)
@@ -161,11 +169,10 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
             name = entry.get("name")
             if name:
                 blended[name] = blended.get(name, 0.0) + weight * float(entry.get("confidence") or 0.0)
-        if self._intent_weights:
-            blended = {name: p * self._intent_weights.get(name, 1.0) for name, p in blended.items()}
-            total = sum(blended.values())
-            if total > 0:
-                blended = {name: p / total for name, p in blended.items()}
+        blended = {name: p * self._intent_weights.get(name, 1.0) for name, p in blended.items()}
+        total = sum(blended.values())
+        if total > 0:
+            blended = {name: p / total for name, p in blended.items()}
         ranking = [{"name": name, "confidence": confidence}
                    for name, confidence in sorted(blended.items(), key=lambda item: (-item[1], item[0]))]
         length = int(self._config["ranking_length"])
