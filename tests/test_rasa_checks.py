@@ -19,14 +19,15 @@ CORE_INTENTS = [
 ]
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu_holdout.yml"
 MACRO_F1_GATE = 0.93
-"""Gate on held-out macro-F1 (measured 0.966; issue 3's target is 0.92), so a regression fails CI."""
+"""Gate on held-out macro-F1 (measured 0.957 on 2026-11-30; issue 3's target is 0.92), so a regression fails CI."""
 
-RISK_RECALL_GATE = 0.90
-"""Gate on each risk intent's held-out recall: 18 of 20. Issue 3's target is 0.97 (20 of 20); the pipeline
-reaches it on four of the five risk intents but not on ask_evade_debt (0.90), which stays open."""
+RISK_RECALL_GATE = 0.91
+"""Gate on each risk intent's held-out recall: 32 of 35 (33 for express_distress: 31). Issue 3's target is
+0.97; measured 0.94 to 1.00 (README "NLU evaluation"): agency_victim (0.94) and express_distress (32 of 33)
+are below the target, so the gate sits just under what is measured, not under the target."""
 
-POOLED_RISK_RECALL_GATE = 0.95
-"""Gate on the recall over all held-out risk-intent messages together (measured 0.98)."""
+POOLED_RISK_RECALL_GATE = 0.96
+"""Gate on the recall over all held-out risk-intent messages together (measured 0.977; 169 of 173)."""
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
@@ -91,8 +92,14 @@ def test_holdout_recall_of_each_risk_intent_meets_the_gate(holdout_figures, inte
 
 
 def test_pooled_risk_recall_meets_the_gate(holdout_figures):
-    pooled = sum(holdout_figures["pipeline"]["risk_recall"].values()) / len(RISK_INTENTS)
+    pooled = holdout_figures["pipeline"]["risk_recall_pooled"]
     assert pooled >= POOLED_RISK_RECALL_GATE, f"pooled risk recall {pooled:.3f}"
+
+
+def test_pipeline_is_ahead_of_the_baseline_on_pooled_risk_recall(holdout_figures):
+    pipeline, baseline = holdout_figures["pipeline"], holdout_figures["baseline"]
+    assert pipeline["risk_recall_pooled"] > baseline["risk_recall_pooled"], (pipeline["risk_recall_pooled"],
+                                                                              baseline["risk_recall_pooled"])
 
 
 def test_pipeline_is_ahead_of_the_baseline_on_macro_f1(holdout_figures):
