@@ -118,17 +118,12 @@ def _fold_rankings(folds: int) -> Tuple[List[str], List[str], List[Ranking], Lis
 
 
 def _char_probabilities(texts: Sequence[str], labels: Sequence[str], splits, c: float) -> List[Dict[str, float]]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
+    from bot.nlu.intent_blend import char_ngram_classifier
     from bot.text_normalisation import normalise_text
 
     probabilities: List[Dict[str, float]] = [{} for _ in texts]
     for train_index, test_index in splits:
-        model = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), preprocessor=normalise_text, sublinear_tf=True),
-            LogisticRegression(max_iter=3000, C=c, random_state=20261130))
+        model = char_ngram_classifier(c, preprocessor=normalise_text)
         model.fit([texts[i] for i in train_index], [labels[i] for i in train_index])
         for i, row in zip(test_index, model.predict_proba([texts[i] for i in test_index])):
             probabilities[i] = {str(name): float(p) for name, p in zip(model.classes_, row)}

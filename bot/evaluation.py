@@ -74,16 +74,10 @@ def _summary(report: Dict[str, Dict[str, float]]) -> Dict[str, object]:
 def baseline_predictions(train_texts: Sequence[str], train_labels: Sequence[str],
                          test_texts: Sequence[str]) -> List[str]:
     """Char n-gram TF-IDF + logistic regression trained on the training data; predictions for test_texts."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
+    from bot.nlu.intent_blend import char_ngram_classifier
     from bot.text_normalisation import normalise_text
 
-    model = make_pipeline(
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), preprocessor=normalise_text, sublinear_tf=True),
-        LogisticRegression(max_iter=3000, C=10.0, random_state=20261130),
-    )
+    model = char_ngram_classifier(10.0, preprocessor=normalise_text)
     model.fit(list(train_texts), list(train_labels))
     return list(model.predict(list(test_texts)))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Callable, Dict, List, Optional, Text
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -33,6 +33,28 @@ TRUSTED_TYPES = frozenset({"scipy.sparse._csr.csr_matrix"})
 A file naming any other untrusted type (builtins.eval, say) is refused: only a tampered file would. skops 0.9
 (pinned with Rasa 3.6) has known bypasses of this check (CVE-2025-54412, CVE-2025-54413), so model archives
 must still come from the project's own training, as for Rasa's SklearnIntentClassifier."""
+
+
+def char_ngram_classifier(C: float, min_ngram: int = 1, max_ngram: int = 4,
+                          preprocessor: Optional[Callable[[str], str]] = None,
+                          random_state: int = 20261130) -> Any:
+    """An unfitted scikit-learn pipeline: TF-IDF over ``char_wb`` n-grams (min_ngram..max_ngram characters,
+    sublinear tf) and a logistic regression with inverse regularisation ``C``.
+
+    The blender, the evaluation baseline and bot.blend_tuning all use this one model. ``preprocessor`` (e.g.
+    bot.text_normalisation.normalise_text) is for callers whose text is not yet normalised; the blender gets
+    text TextNormaliser already normalised and must not pass one, since a stored function would be refused
+    on load.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(min_ngram, max_ngram), preprocessor=preprocessor,
+                        sublinear_tf=True),
+        LogisticRegression(max_iter=3000, C=C, random_state=random_state),
+    )
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
@@ -100,22 +122,14 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
 
         With fewer than two intents nothing is fitted and messages pass through unchanged.
         """
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-
         examples = [m for m in training_data.intent_examples if m.get(TEXT)]
         labels = [m.get(INTENT) for m in examples]
         if len(set(labels)) < 2:
             logger.warning("CharNgramIntentBlender: fewer than two intents to train on; not blending.")
             return self._resource
-        self._model = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(int(self._config["min_ngram"]),
-                                                              int(self._config["max_ngram"])),
-                            sublinear_tf=True),
-            LogisticRegression(max_iter=3000, C=float(self._config["C"]),
-                               random_state=int(self._config["random_state"])),
-        )
+        self._model = char_ngram_classifier(float(self._config["C"]), int(self._config["min_ngram"]),
+                                            int(self._config["max_ngram"]),
+                                            random_state=int(self._config["random_state"]))
         self._model.fit([m.get(TEXT) for m in examples], labels)
         self.persist()
         return self._resource
