@@ -8,7 +8,9 @@
 3. fits the char n-gram logistic regression on the same fold for each ``C``;
 4. scores every combination of DIET weight, ``C``, risk-intent weight and fallback threshold exactly as the
    pipeline would decide (blend, weight, renormalise, fallback below the threshold or within 0.05 of the
-   runner-up), and prints macro-F1 and pooled risk-intent recall (diet_weight 0 is the char model alone).
+   runner-up), and prints macro-F1 and pooled risk-intent recall (diet_weight 0 is the char model alone);
+5. names the recommended row (``choose``): the highest pooled risk-intent recall among the rows within
+   MACRO_F1_TOLERANCE of the best macro-F1, because missing a risk intent is the worst failure (issue 3).
 
 The held-out file is never read. Figures go to ``reports/nlu/blend_tuning.json``.
 """
@@ -27,6 +29,9 @@ Ranking = List[Tuple[str, float]]
 
 AMBIGUITY_THRESHOLD = 0.05
 """FallbackClassifier's ambiguity_threshold in config.yml (top two closer than this: nlu_fallback)."""
+
+MACRO_F1_TOLERANCE = 0.015
+"""How much macro-F1 (absolute) ``choose`` gives up, at most, for pooled risk-intent recall."""
 
 GRID = {"diet_weight": (1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), "C": (10.0, 30.0),
         "risk_weight": (1.0, 1.5, 2.0), "threshold": (0.3, 0.2)}
@@ -68,6 +73,28 @@ def score_grid(labels: Sequence[str], diet: Sequence[Ranking], char_by_c: Mappin
                      "macro_f1": summary["macro_f1"], "risk_recall_pooled": summary["risk_recall_pooled"],
                      "fallbacks": predicted.count("nlu_fallback")})
     return sorted(rows, key=lambda row: (-row["macro_f1"], -row["risk_recall_pooled"]))
+
+
+def choose(rows: Sequence[Mapping[str, object]], tolerance: float = MACRO_F1_TOLERANCE) -> Mapping[str, object]:
+    """The recommended row of ``score_grid``'s output.
+
+    Among rows whose macro-F1 is at least (best macro-F1 - ``tolerance``), the one with the highest pooled
+    risk-intent recall; ties go to the higher macro-F1, then to fewer fallbacks.
+
+    Raises:
+        ValueError: ``rows`` is empty.
+    """
+    if not rows:
+        raise ValueError("no rows to choose from")
+    best_f1 = max(float(row["macro_f1"]) for row in rows)
+    eligible = [row for row in rows if float(row["macro_f1"]) >= best_f1 - tolerance - 1e-12]
+    return max(eligible, key=lambda row: (float(row["risk_recall_pooled"]), float(row["macro_f1"]),
+                                          -int(row["fallbacks"])))
+
+
+def _format_row(row: Mapping[str, object]) -> str:
+    return (f"{row['diet_weight']:>11.1f} {row['C']:>5.0f} {row['risk_weight']:>11.1f} {row['threshold']:>9.1f} "
+            f"{row['macro_f1']:>8.3f} {row['risk_recall_pooled']:>11.3f} {row['fallbacks']:>9d}")
 
 
 def _fold_rankings(folds: int) -> Tuple[List[str], List[str], List[Ranking], List[Tuple[List[int], List[int]]]]:
@@ -138,9 +165,13 @@ def tune(folds: int = 5) -> List[Dict[str, object]]:
     print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'macro-F1':>8s} "
           f"{'risk recall':>11s} {'fallbacks':>9s}")
     for row in rows[:15]:
-        print(f"{row['diet_weight']:>11.1f} {row['C']:>5.0f} {row['risk_weight']:>11.1f} {row['threshold']:>9.1f} "
-              f"{row['macro_f1']:>8.3f} {row['risk_recall_pooled']:>11.3f} {row['fallbacks']:>9d}")
+        print(_format_row(row))
+    chosen = choose(rows)
+    print(f"\nRecommended (highest pooled risk recall within {MACRO_F1_TOLERANCE} of the best macro-F1):")
+    print(_format_row(chosen))
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "blend_tuning.json").write_text(json.dumps({"folds": folds, "rows": rows}, indent=2) + "\n")
+    (REPORT_DIR / "blend_tuning.json").write_text(
+        json.dumps({"folds": folds, "macro_f1_tolerance": MACRO_F1_TOLERANCE, "recommended": chosen, "rows": rows},
+                   indent=2) + "\n")
     print(f"\nWritten: {REPORT_DIR / 'blend_tuning.json'}")
     return rows

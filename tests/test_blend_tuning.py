@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.blend_tuning import decide, score_grid
+from bot.blend_tuning import choose, decide, score_grid
 
 DIET = [("greet", 0.7), ("ask_evade_debt", 0.3)]
 CHAR = {"greet": 0.4, "ask_evade_debt": 0.6}
@@ -33,3 +33,24 @@ def test_score_grid_ranks_settings_by_macro_f1():
     assert rows[0]["macro_f1"] == pytest.approx(1.0)
     assert rows[0]["risk_recall_pooled"] == pytest.approx(1.0)
     assert rows[1]["risk_recall_pooled"] == pytest.approx(0.0)
+
+
+def _row(f1, recall, fallbacks=0, weight=0.0):
+    return {"diet_weight": weight, "macro_f1": f1, "risk_recall_pooled": recall, "fallbacks": fallbacks}
+
+
+def test_choose_trades_a_little_macro_f1_for_risk_recall_but_not_more():
+    rows = [_row(0.874, 0.941, weight=0.1), _row(0.861, 0.953, weight=0.2), _row(0.850, 0.957, weight=0.3)]
+    assert choose(rows, tolerance=0.015)["diet_weight"] == 0.2
+    assert choose(rows, tolerance=0.03)["diet_weight"] == 0.3
+    assert choose(rows, tolerance=0.0)["diet_weight"] == 0.1
+
+
+def test_choose_breaks_ties_by_macro_f1_then_fewer_fallbacks():
+    assert choose([_row(0.86, 0.95, weight=1), _row(0.87, 0.95, weight=2)])["diet_weight"] == 2
+    assert choose([_row(0.87, 0.95, 9, weight=1), _row(0.87, 0.95, 3, weight=2)])["diet_weight"] == 2
+
+
+def test_choose_refuses_an_empty_grid():
+    with pytest.raises(ValueError):
+        choose([])
