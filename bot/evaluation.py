@@ -8,7 +8,9 @@
 3. trains and evaluates a baseline on the same split: character n-gram (char_wb 1-4) TF-IDF plus logistic
    regression (scikit-learn), on the same normalised training text;
 4. reports, for both, macro-F1 and the recall of the risk intents, plus a product-level figure: the share of
-   held-out risk-intent messages that get a risk answer from the intent OR from the tactics lexicon;
+   held-out risk-intent messages that get a risk answer from the intent OR from the tactics lexicon, and a
+   message-by-message comparison of the two (McNemar's exact test) that says whether the file can tell
+   them apart;
 5. optionally (``--cross-validation``, on by default) 5-fold cross-validation on the training data for both
    (Rasa trains five NLU models: about half an hour on 2 cores).
 
@@ -69,6 +71,36 @@ def _summary(report: Dict[str, Dict[str, float]]) -> Dict[str, object]:
         "risk_recall_pooled": round(sum(s["recall"] * s["support"] for s in risk) / support, 4) if support else 0.0,
         "per_intent": per_intent,
     }
+
+
+def paired_comparison(true: Sequence[str], first: Sequence[str], second: Sequence[str],
+                      only: Sequence[str] = ()) -> Dict[str, float]:
+    """Message-by-message comparison of two classifiers on the same messages (McNemar's exact test).
+
+    ``true``, ``first`` and ``second`` are parallel lists of intents (true, first's and second's prediction);
+    ``only``, if given, restricts the count to messages whose true intent is in it. Returns counts of messages
+    ``only_first_right``, ``only_second_right``, ``both_right`` and ``both_wrong``, and ``p_value``: the
+    two-sided exact binomial probability of a split at least this uneven among the messages where exactly one
+    is right, if both were equally good (McNemar 1947; scipy.stats.binomtest). A p_value near 1 means the
+    file cannot tell the two apart.
+
+    Raises:
+        ValueError: the three lists differ in length.
+    """
+    from scipy.stats import binomtest
+
+    if not len(true) == len(first) == len(second):
+        raise ValueError("true, first and second must be parallel lists")
+    counts = {"only_first_right": 0, "only_second_right": 0, "both_right": 0, "both_wrong": 0}
+    for label, a, b in zip(true, first, second):
+        if only and label not in only:
+            continue
+        key = {(True, True): "both_right", (True, False): "only_first_right",
+               (False, True): "only_second_right", (False, False): "both_wrong"}[(a == label, b == label)]
+        counts[key] += 1
+    discordant = counts["only_first_right"] + counts["only_second_right"]
+    p_value = binomtest(counts["only_first_right"], discordant, 0.5).pvalue if discordant else 1.0
+    return {**counts, "p_value": round(float(p_value), 4)}
 
 
 def baseline_predictions(train_texts: Sequence[str], train_labels: Sequence[str],
@@ -198,6 +230,11 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
             "pipeline_plus_lexicon": risk_route_recall(test_texts, test_labels, predicted),
             "baseline_plus_lexicon": risk_route_recall(test_texts, test_labels, baseline_predicted),
         },
+        "pipeline_fallbacks": predicted.count("nlu_fallback"),
+        "pipeline_vs_baseline": {
+            "all_messages": paired_comparison(test_labels, predicted, baseline_predicted),
+            "risk_intent_messages": paired_comparison(test_labels, predicted, baseline_predicted, RISK_INTENTS),
+        },
         "targets": TARGETS,
     }
     _print_table(pipeline, baseline)
@@ -209,6 +246,10 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
     print(f"pooled risk-intent recall: pipeline {pipeline['risk_recall_pooled']:.3f}, "
           f"baseline {baseline['risk_recall_pooled']:.3f}")
     print(f"risk answer given (intent or lexicon): {figures['risk_route_recall']}")
+    print(f"pipeline fallbacks (asked to rephrase, counted as misses): {figures['pipeline_fallbacks']}")
+    for scope, pair in figures["pipeline_vs_baseline"].items():  # type: ignore[union-attr]
+        print(f"pipeline vs baseline, {scope.replace('_', ' ')}: only pipeline right {pair['only_first_right']}, "
+              f"only baseline right {pair['only_second_right']}, McNemar exact p = {pair['p_value']:.3f}")
     if cross_validation:
         figures["cross_validation"] = {
             "folds": folds,
