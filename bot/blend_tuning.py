@@ -6,9 +6,10 @@
 2. for each fold trains the NLU pipeline of config.yml WITHOUT the blender (DIET's full ranking is kept) and
    parses the fold's held-back messages (about 4 minutes per fold on 2 cores);
 3. fits the char n-gram logistic regression on the same fold for each ``C``;
-4. scores every combination of DIET weight, ``C``, risk-intent weight and fallback threshold exactly as the
-   pipeline would decide (blend, weight, renormalise, fallback below the threshold or within 0.05 of the
-   runner-up), and prints macro-F1 and pooled risk-intent recall (diet_weight 0 is the char model alone);
+4. scores every combination of DIET weight, ``C``, risk-intent weight, fallback threshold and whether a risk
+   intent is exempt from the fallback exactly as the pipeline would decide (blend, weight, renormalise,
+   fallback below the threshold or within 0.05 of the runner-up), and prints macro-F1 and pooled
+   risk-intent recall (diet_weight 0 is the char model alone);
 5. names the recommended row (``choose``): the highest pooled risk-intent recall among the rows within
    MACRO_F1_TOLERANCE of the best macro-F1, because missing a risk intent is the worst failure (issue 3).
 
@@ -34,16 +35,18 @@ MACRO_F1_TOLERANCE = 0.015
 """How much macro-F1 (absolute) ``choose`` gives up, at most, for pooled risk-intent recall."""
 
 GRID = {"diet_weight": (1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), "C": (10.0, 30.0),
-        "risk_weight": (1.0, 1.5, 2.0), "threshold": (0.3, 0.2)}
-"""The settings tried (diet_weight 1.0 is DIET alone, 0.0 the char model alone)."""
+        "risk_weight": (1.0, 1.5, 2.0), "threshold": (0.3, 0.2), "risk_exempt": (False, True)}
+"""The settings tried (diet_weight 1.0 is DIET alone, 0.0 the char model alone; risk_exempt True is
+bot.nlu.risk_fallback.RiskAwareFallbackClassifier with the risk intents exempt, False Rasa's FallbackClassifier)."""
 
 
 def decide(diet: Ranking, char: Mapping[str, float], diet_weight: float, risk_weight: float,
-           threshold: float) -> str:
+           threshold: float, risk_exempt: bool = False) -> str:
     """The intent the pipeline would predict from DIET's ranking and the char model's probabilities.
 
-    Mirrors CharNgramIntentBlender.blend followed by Rasa's FallbackClassifier: returns ``nlu_fallback``
-    when the top confidence is below ``threshold`` or within AMBIGUITY_THRESHOLD of the second.
+    Mirrors CharNgramIntentBlender.blend followed by the fallback classifier: returns ``nlu_fallback``
+    when the top confidence is below ``threshold`` or within AMBIGUITY_THRESHOLD of the second, unless
+    ``risk_exempt`` and the top intent is a risk intent (RiskAwareFallbackClassifier).
     """
     blended: Dict[str, float] = {name: (1.0 - diet_weight) * p for name, p in char.items()}
     for name, confidence in diet:
@@ -54,6 +57,8 @@ def decide(diet: Ranking, char: Mapping[str, float], diet_weight: float, risk_we
     if not ranked:
         return "nlu_fallback"
     top, runner_up = ranked[0][0], (ranked[1][0] if len(ranked) > 1 else 0.0)
+    if risk_exempt and ranked[0][1] in RISK_INTENTS:
+        return ranked[0][1]
     return ranked[0][1] if top >= threshold and top - runner_up >= AMBIGUITY_THRESHOLD else "nlu_fallback"
 
 
@@ -65,11 +70,11 @@ def score_grid(labels: Sequence[str], diet: Sequence[Ranking], char_by_c: Mappin
     the char model's probabilities (fitted with that C) for it, all from folds that did not train on it.
     """
     rows = []
-    for weight, c, risk, threshold in itertools.product(grid["diet_weight"], grid["C"], grid["risk_weight"],
-                                                          grid["threshold"]):
-        predicted = [decide(d, p, weight, risk, threshold) for d, p in zip(diet, char_by_c[c])]
+    for weight, c, risk, threshold, exempt in itertools.product(
+            grid["diet_weight"], grid["C"], grid["risk_weight"], grid["threshold"], grid.get("risk_exempt", (False,))):
+        predicted = [decide(d, p, weight, risk, threshold, exempt) for d, p in zip(diet, char_by_c[c])]
         summary = _summary(_report(labels, predicted))
-        rows.append({"diet_weight": weight, "C": c, "risk_weight": risk, "threshold": threshold,
+        rows.append({"diet_weight": weight, "C": c, "risk_weight": risk, "threshold": threshold, "risk_exempt": exempt,
                      "macro_f1": summary["macro_f1"], "risk_recall_pooled": summary["risk_recall_pooled"],
                      "fallbacks": predicted.count("nlu_fallback")})
     return sorted(rows, key=lambda row: (-row["macro_f1"], -row["risk_recall_pooled"]))
@@ -94,6 +99,7 @@ def choose(rows: Sequence[Mapping[str, object]], tolerance: float = MACRO_F1_TOL
 
 def _format_row(row: Mapping[str, object]) -> str:
     return (f"{row['diet_weight']:>11.1f} {row['C']:>5.0f} {row['risk_weight']:>11.1f} {row['threshold']:>9.1f} "
+            f"{str(row.get('risk_exempt', False)):>11s} "
             f"{row['macro_f1']:>8.3f} {row['risk_recall_pooled']:>11.3f} {row['fallbacks']:>9d}")
 
 
@@ -162,7 +168,7 @@ def tune(folds: int = 5) -> List[Dict[str, object]]:
     texts, labels, diet, splits = _fold_rankings(folds)
     char_by_c = {c: _char_probabilities(texts, labels, splits, c) for c in GRID["C"]}
     rows = score_grid(labels, diet, char_by_c)
-    print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'macro-F1':>8s} "
+    print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'risk_exempt':>11s} {'macro-F1':>8s} "
           f"{'risk recall':>11s} {'fallbacks':>9s}")
     for row in rows[:15]:
         print(_format_row(row))

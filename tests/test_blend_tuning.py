@@ -23,6 +23,14 @@ def test_decide_falls_back_when_unsure_or_ambiguous():
     assert decide([], {}, 0.5, 1.0, 0.2) == "nlu_fallback"
 
 
+def test_decide_keeps_an_unsure_risk_intent_only_when_risk_intents_are_exempt():
+    unsure = {"ask_evade_debt": 0.18, "greet": 0.17, "thank": 0.65 / 2, "deny": 0.65 / 2}
+    assert decide([], {"ask_evade_debt": 0.34, "greet": 0.33, "thank": 0.33}, 0.0, 1.0, 0.2) == "nlu_fallback"
+    assert decide([], {"ask_evade_debt": 0.34, "greet": 0.33, "thank": 0.33}, 0.0, 1.0, 0.2, True) == "ask_evade_debt"
+    assert decide([], {"greet": 0.34, "ask_evade_debt": 0.33, "thank": 0.33}, 0.0, 1.0, 0.2, True) == "nlu_fallback"
+    assert decide([], unsure, 0.0, 1.0, 0.5, True) == "nlu_fallback"  # thank/deny outrank it: not a risk top
+
+
 def test_score_grid_ranks_settings_by_macro_f1():
     labels = ["greet", "ask_evade_debt"]
     diet = [[("greet", 0.9), ("ask_evade_debt", 0.1)], [("greet", 0.8), ("ask_evade_debt", 0.2)]]

@@ -1,0 +1,47 @@
+"""Rasa's FallbackClassifier, except that a risk intent at the top of the ranking is never replaced.
+
+Why: issue 3 names missing a request for a grey-industry service, a victim or a person in despair as the worst
+failure. Rasa's FallbackClassifier turns an unsure or ambiguous prediction into ``nlu_fallback`` and the bot
+asks the user to rephrase; for a risk intent that throws away the warning the user needed, while answering a
+risk intent that was not meant costs one unneeded warning. So when the top intent (after
+CharNgramIntentBlender) is one of ``exempt_intents``, this classifier leaves it; every other prediction is
+judged exactly as Rasa's FallbackClassifier judges it (``threshold``, ``ambiguity_threshold``).
+
+Whether to use it was decided by cross-validation on the training data only (``python -m bot tune-blend``,
+README "NLU evaluation"). It replaces FallbackClassifier in config.yml, and Rasa's fallback rules and
+``rasa test`` treat it as one (it is a subclass).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY
+from rasa.shared.nlu.training_data.message import Message
+
+EXEMPT_INTENTS_KEY = "exempt_intents"
+"""Config key: the intents that are never replaced by ``nlu_fallback`` when they rank first."""
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class RiskAwareFallbackClassifier(FallbackClassifier):
+    """FallbackClassifier that never falls back from an intent in ``exempt_intents`` (a list of intent names,
+    default empty, which behaves exactly like Rasa's FallbackClassifier)."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Rasa's FallbackClassifier defaults plus ``exempt_intents: []``."""
+        return {**FallbackClassifier.get_default_config(), EXEMPT_INTENTS_KEY: []}
+
+    def _should_fallback(self, message: Message) -> bool:
+        """False when the message's top intent is exempt; otherwise FallbackClassifier's decision (confidence
+        below ``threshold``, or the top two closer than ``ambiguity_threshold``)."""
+        intent_name = (message.data.get(INTENT) or {}).get(INTENT_NAME_KEY)
+        if intent_name in self.component_config.get(EXEMPT_INTENTS_KEY, []):
+            return False
+        return super()._should_fallback(message)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Replace the intent of each unsure, non-exempt message by ``nlu_fallback`` (Rasa's behaviour)."""
+        return super().process(messages)

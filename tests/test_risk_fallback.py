@@ -1,0 +1,58 @@
+"""RiskAwareFallbackClassifier (bot/nlu/risk_fallback.py) on hand-made predictions, without a Rasa server."""
+from __future__ import annotations
+
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.training_data.message import Message
+
+from bot.nlu.risk_fallback import RiskAwareFallbackClassifier
+
+RISK = ["seek_credit_repair", "express_distress"]
+
+
+def _classifier(tmp_path, **config) -> RiskAwareFallbackClassifier:
+    return RiskAwareFallbackClassifier.create(
+        {**RiskAwareFallbackClassifier.get_default_config(), "threshold": 0.2, "ambiguity_threshold": 0.05,
+         **config},
+        LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({}), "test-model"))
+
+
+def _message(*ranking) -> Message:
+    intents = [{"name": name, "confidence": confidence} for name, confidence in ranking]
+    return Message(data={TEXT: "…", INTENT: dict(intents[0]), INTENT_RANKING_KEY: intents})
+
+
+def _intent(classifier, message) -> str:
+    return classifier.process([message])[0].get(INTENT)["name"]
+
+
+def test_it_is_rasas_fallback_classifier_so_rasas_fallback_rules_apply(tmp_path):
+    assert isinstance(_classifier(tmp_path), FallbackClassifier)
+
+
+def test_without_exempt_intents_it_falls_back_like_rasa(tmp_path):
+    classifier = _classifier(tmp_path)
+    assert _intent(classifier, _message(("seek_credit_repair", 0.15), ("greet", 0.1))) == "nlu_fallback"
+    assert _intent(classifier, _message(("seek_credit_repair", 0.42), ("ask_credit_record", 0.40))) == "nlu_fallback"
+    assert _intent(classifier, _message(("seek_credit_repair", 0.6), ("greet", 0.1))) == "seek_credit_repair"
+
+
+def test_an_exempt_risk_intent_is_kept_when_unsure_or_ambiguous(tmp_path):
+    classifier = _classifier(tmp_path, exempt_intents=RISK)
+    low = _message(("express_distress", 0.15), ("out_of_scope", 0.12))
+    ambiguous = _message(("seek_credit_repair", 0.42), ("ask_credit_record", 0.40))
+    assert _intent(classifier, low) == "express_distress"
+    assert _intent(classifier, ambiguous) == "seek_credit_repair"
+    assert ambiguous.get(INTENT_RANKING_KEY)[0]["name"] == "seek_credit_repair"  # no nlu_fallback inserted
+
+
+def test_other_intents_still_fall_back_when_unsure_or_ambiguous(tmp_path):
+    classifier = _classifier(tmp_path, exempt_intents=RISK)
+    low = _message(("ask_credit_record", 0.15), ("seek_credit_repair", 0.12))
+    ambiguous = _message(("greet", 0.45), ("thank", 0.43))
+    assert _intent(classifier, low) == "nlu_fallback"
+    assert _intent(classifier, ambiguous) == "nlu_fallback"
+    assert ambiguous.get(INTENT_RANKING_KEY)[1]["name"] == "greet"  # the ranking is kept behind the fallback
