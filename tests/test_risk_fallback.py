@@ -20,9 +20,9 @@ def _classifier(tmp_path, **config) -> RiskAwareFallbackClassifier:
         LocalModelStorage(tmp_path), Resource("fallback"), ExecutionContext(GraphSchema({}), "test-model"))
 
 
-def _message(*ranking) -> Message:
+def _message(*ranking, text: str = "征信能洗白吗") -> Message:
     intents = [{"name": name, "confidence": confidence} for name, confidence in ranking]
-    return Message(data={TEXT: "…", INTENT: dict(intents[0]), INTENT_RANKING_KEY: intents})
+    return Message(data={TEXT: text, INTENT: dict(intents[0]), INTENT_RANKING_KEY: intents})
 
 
 def _intent(classifier, message) -> str:
@@ -56,3 +56,12 @@ def test_other_intents_still_fall_back_when_unsure_or_ambiguous(tmp_path):
     assert _intent(classifier, low) == "nlu_fallback"
     assert _intent(classifier, ambiguous) == "nlu_fallback"
     assert ambiguous.get(INTENT_RANKING_KEY)[1]["name"] == "greet"  # the ranking is kept behind the fallback
+
+
+def test_a_message_with_nothing_to_read_falls_back_even_when_sure_or_exempt(tmp_path):
+    classifier = _classifier(tmp_path, exempt_intents=RISK)
+    for text in ("？？？", "   ", "😀😀😀", "", "。！…"):
+        message = _message(("express_distress", 0.9), ("greet", 0.05), text=text)
+        assert _intent(classifier, message) == "nlu_fallback", text
+    assert _intent(classifier, _message(("greet", 0.9), ("thank", 0.05), text="hi")) == "greet"
+    assert _intent(classifier, _message(("affirm", 0.9), ("deny", 0.05), text="嗯？")) == "affirm"
