@@ -44,16 +44,18 @@ def decide(diet: Ranking, char: Mapping[str, float], diet_weight: float, risk_we
            threshold: float, risk_exempt: bool = False) -> str:
     """The intent the pipeline would predict from DIET's ranking and the char model's probabilities.
 
-    Mirrors CharNgramIntentBlender.blend followed by the fallback classifier: returns ``nlu_fallback``
-    when the top confidence is below ``threshold`` or within AMBIGUITY_THRESHOLD of the second, unless
-    ``risk_exempt`` and the top intent is a risk intent (RiskAwareFallbackClassifier).
+    Mirrors CharNgramIntentBlender.blend (ties ranked by intent name) followed by the fallback classifier:
+    returns ``nlu_fallback`` when the top confidence is below ``threshold`` or within AMBIGUITY_THRESHOLD of
+    the second, unless ``risk_exempt`` and the top intent is a risk intent (RiskAwareFallbackClassifier).
+    RiskAwareFallbackClassifier's rule for a text with nothing to read is not mirrored (no text is passed):
+    no training line is of that kind.
     """
     blended: Dict[str, float] = {name: (1.0 - diet_weight) * p for name, p in char.items()}
     for name, confidence in diet:
         blended[name] = blended.get(name, 0.0) + diet_weight * confidence
     blended = {name: p * (risk_weight if name in RISK_INTENTS else 1.0) for name, p in blended.items()}
     total = sum(blended.values()) or 1.0
-    ranked = sorted(((p / total, name) for name, p in blended.items()), reverse=True)
+    ranked = sorted(((p / total, name) for name, p in blended.items()), key=lambda item: (-item[0], item[1]))
     if not ranked:
         return "nlu_fallback"
     top, runner_up = ranked[0][0], (ranked[1][0] if len(ranked) > 1 else 0.0)

@@ -1,13 +1,18 @@
 """RiskAwareFallbackClassifier (bot/nlu/risk_fallback.py) on hand-made predictions, without a Rasa server."""
 from __future__ import annotations
 
+import pytest
+import yaml
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
-from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot import PROJECT_ROOT
+from bot.blend_tuning import decide
+from bot.evaluation import RISK_INTENTS
 from bot.nlu.risk_fallback import RiskAwareFallbackClassifier
 
 RISK = ["seek_credit_repair", "express_distress"]
@@ -29,8 +34,26 @@ def _intent(classifier, message) -> str:
     return classifier.process([message])[0].get(INTENT)["name"]
 
 
-def test_it_is_rasas_fallback_classifier_so_rasas_fallback_rules_apply(tmp_path):
-    assert isinstance(_classifier(tmp_path), FallbackClassifier)
+def test_a_bad_exempt_intents_setting_is_refused_at_load_time(tmp_path):
+    for bad in ("seek_credit_repair", None, [""], [3]):
+        with pytest.raises(InvalidConfigException, match="exempt_intents"):
+            _classifier(tmp_path, exempt_intents=bad)
+
+
+def test_a_tie_is_ambiguous_but_an_exempt_intent_ranked_first_is_kept(tmp_path):
+    plain = _classifier(tmp_path)
+    exempt = _classifier(tmp_path, exempt_intents=RISK)
+    assert _intent(plain, _message(("express_distress", 0.4), ("thank", 0.4))) == "nlu_fallback"
+    assert _intent(exempt, _message(("express_distress", 0.4), ("thank", 0.4))) == "express_distress"
+    assert decide([], {"express_distress": 0.4, "thank": 0.4, "greet": 0.2}, 0.0, 1.0, 0.2, True) == "express_distress"
+    assert decide([], {"ask_evade_debt": 0.4, "greet": 0.4, "thank": 0.2}, 0.0, 1.0, 0.2, True) == "ask_evade_debt"
+
+
+def test_config_exempts_exactly_the_risk_intents_and_they_are_domain_intents(domain):
+    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
+    [fallback] = [c for c in config["pipeline"] if c["name"].endswith("RiskAwareFallbackClassifier")]
+    assert set(fallback["exempt_intents"]) == set(RISK_INTENTS)
+    assert set(fallback["exempt_intents"]) <= set(domain["intents"])
 
 
 def test_without_exempt_intents_it_falls_back_like_rasa(tmp_path):

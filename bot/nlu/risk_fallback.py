@@ -14,8 +14,9 @@ becomes ``nlu_fallback``, so that the bot asks what the user means instead of, s
 crisis reply. No training or held-out line is of that kind, so this changes no measured figure.
 
 Whether to use it was decided by cross-validation on the training data only (``python -m bot tune-blend``,
-README "NLU evaluation"). It replaces FallbackClassifier in config.yml, and Rasa's fallback rules and
-``rasa test`` treat it as one (it is a subclass).
+README "NLU evaluation"). It replaces FallbackClassifier in config.yml; it predicts the same ``nlu_fallback``
+intent (ranked first, the real ranking kept behind it), which is what Rasa's fallback rules and
+``rasa test``'s fallback handling look for.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any, Dict, List, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
+from rasa.shared.exceptions import InvalidConfigException
 from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
@@ -32,9 +34,23 @@ EXEMPT_INTENTS_KEY = "exempt_intents"
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class RiskAwareFallbackClassifier(FallbackClassifier):
-    """FallbackClassifier that never falls back from an intent in ``exempt_intents`` (a list of intent names;
-    with the default, empty, it behaves like Rasa's FallbackClassifier) and always falls back on a message
-    without any letter, digit or CJK character."""
+    """FallbackClassifier that never falls back from an intent in ``exempt_intents`` (a list of intent names,
+    default empty) and always falls back on a message without any letter, digit or CJK character; any other
+    message is judged as Rasa's FallbackClassifier judges it.
+
+    Raises:
+        InvalidConfigException: ``exempt_intents`` is not a list of intent names (a misspelt name cannot be
+            caught here, the component does not see the domain; tests/test_domain_consistency.py checks
+            config.yml's list against the domain).
+    """
+
+    def __init__(self, config: Dict[Text, Any]) -> None:
+        """Keeps the config after checking ``exempt_intents`` (see the class docstring)."""
+        exempt = config.get(EXEMPT_INTENTS_KEY, [])
+        if not isinstance(exempt, list) or not all(isinstance(name, str) and name for name in exempt):
+            raise InvalidConfigException(
+                f"{type(self).__name__}: '{EXEMPT_INTENTS_KEY}' must be a list of intent names, got {exempt!r}")
+        super().__init__(config)
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
@@ -53,5 +69,6 @@ class RiskAwareFallbackClassifier(FallbackClassifier):
         return super()._should_fallback(message)
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Replace the intent of each unsure, non-exempt message by ``nlu_fallback`` (Rasa's behaviour)."""
+        """Replace the intent of each message ``_should_fallback`` picks by ``nlu_fallback``, ranked first with
+        the threshold as its confidence (Rasa's behaviour); returns the same messages."""
         return super().process(messages)
