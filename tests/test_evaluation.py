@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.evaluation import _report, _summary, paired_comparison
+from bot.evaluation import _recall_with_counts, _report, _summary, paired_comparison
 
 
 def test_summary_pools_risk_recall_over_messages_and_counts_a_fallback_as_a_miss():
@@ -14,6 +14,14 @@ def test_summary_pools_risk_recall_over_messages_and_counts_a_fallback_as_a_miss
     assert summary["risk_recall"]["express_distress"] == pytest.approx(0.5)
     assert summary["risk_recall_pooled"] == pytest.approx(4 / 6, abs=1e-4)
     assert "nlu_fallback" not in summary["per_intent"]
+
+
+def test_recall_is_printed_with_its_counts_and_never_rounded_up_to_a_target():
+    true = ["seek_credit_repair"] * 150
+    predicted = ["seek_credit_repair"] * 145 + ["ask_evade_debt"] * 5
+    summary = _summary(_report(true, predicted))
+    assert _recall_with_counts(summary, "seek_credit_repair") == "0.967 (145/150)"
+    assert _recall_with_counts(summary, "express_distress") == "0.000 (0/0)"
 
 
 def test_paired_comparison_counts_discordant_messages_and_tests_them():
