@@ -223,7 +223,7 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
     predicted = pipeline_predictions(model, test_texts)
     pipeline = _summary(_report(test_labels, predicted))
     _confusion_png(test_labels, predicted, REPORT_DIR / "pipeline_confusion_matrix.png",
-                   "project pipeline (jieba + DIET) on the held-out file")
+                   "project pipeline (DIET blended with a char n-gram model) on the held-out file")
     baseline_predicted = baseline_predictions(train_texts, train_labels, test_texts)
     baseline = _summary(_report(test_labels, baseline_predicted))
     _confusion_png(test_labels, baseline_predicted, REPORT_DIR / "baseline_confusion_matrix.png",

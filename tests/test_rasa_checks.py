@@ -18,21 +18,21 @@ CORE_INTENTS = [
     "express_distress", "request_human",
 ]
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu_holdout.yml"
-MACRO_F1_GATE = 0.92
-"""Gate on held-out macro-F1: issue 3's target. Measured 0.929 on the 905-message file (README "NLU evaluation")."""
+MACRO_F1_GATE = 0.94
+"""Gate on held-out macro-F1. Issue 3's target is 0.92; measured 0.957 on the 1,836-message file (README "NLU
+evaluation"), so the gate sits under what is measured and above the target."""
 
-RISK_RECALL_GATE = 0.90
-"""Gate on each risk intent's held-out recall (about 70 messages each, so one message is 0.014). Issue 3's
-target is 0.97; measured 0.91 (seek_credit_repair, 64 of 70: not met) to 1.00, so the gate sits just under
-what is measured, not under the target."""
+RISK_RECALL_GATE = 0.95
+"""Gate on each risk intent's held-out recall (140 to 150 messages each, so one message is about 0.007).
+Issue 3's target is 0.97; measured 0.967 (seek_credit_repair, 145 of 150: one message short) to 0.993."""
 
-POOLED_RISK_RECALL_GATE = 0.96
-"""Gate on the recall over all held-out risk-intent messages together (measured 0.971; 337 of 347)."""
+POOLED_RISK_RECALL_GATE = 0.97
+"""Gate on the recall over all held-out risk-intent messages together (measured 0.981; 726 of 740)."""
 
-MACRO_F1_MARGIN_TO_BASELINE = 0.02
-"""How far the pipeline's held-out macro-F1 may fall below the baseline's before CI fails. Issue 3 asks for it
-to be ahead; on the 905-message file it is 0.006 behind (McNemar p = 0.075, mostly its fallbacks on short
-chit-chat), so this guards against a regression and the README says the target is not met."""
+MACRO_F1_MARGIN_TO_BASELINE = 0.01
+"""How far the pipeline's held-out macro-F1 may fall below the baseline's before CI fails. Measured 0.001
+ahead (0.957 against 0.956; McNemar p = 0.63, so the file cannot tell them apart on all messages): a gate
+at "ahead" would fail on noise, this one fails on a real regression."""
 
 
 def _rasa(*args: str) -> subprocess.CompletedProcess:
