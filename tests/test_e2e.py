@@ -87,6 +87,13 @@ def test_unusual_input_always_gets_a_reply(servers, message):
     assert reply and joined_text(reply).strip()
 
 
+@pytest.mark.parametrize("message", ["😀😀😀", "？？？！！！", "。。。"])
+def test_a_message_with_nothing_to_read_gets_the_clarifying_question(servers, message):
+    # RiskAwareFallbackClassifier: no letter, digit or CJK character, so no guessed intent (not a crisis reply).
+    text = joined_text(rest_say(servers, f"blank-{abs(hash(message)) % 10**6}", message))
+    assert "没有完全理解" in text
+
+
 def test_empty_and_over_long_messages_get_a_clear_reply(servers):
     assert "还没有输入内容" in joined_text(rest_say(servers, "empty-1", "   "))
     assert "消息太长" in joined_text(rest_say(servers, "long-1", "欠" * 10_000))
