@@ -20,7 +20,7 @@ intent (ranked first, the real ranking kept behind it), which is what Rasa's fal
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, Text
 
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.nlu.classifiers.fallback_classifier import FallbackClassifier
@@ -40,7 +40,7 @@ class RiskAwareFallbackClassifier(FallbackClassifier):
 
     Raises:
         InvalidConfigException: ``exempt_intents`` is not a list of intent names (a misspelt name cannot be
-            caught here, the component does not see the domain; tests/test_domain_consistency.py checks
+            caught here, the component does not see the domain; tests/test_risk_fallback.py checks
             config.yml's list against the domain).
     """
 
@@ -67,8 +67,3 @@ class RiskAwareFallbackClassifier(FallbackClassifier):
         if intent_name in self.component_config.get(EXEMPT_INTENTS_KEY, []):
             return False
         return super()._should_fallback(message)
-
-    def process(self, messages: List[Message]) -> List[Message]:
-        """Replace the intent of each message ``_should_fallback`` picks by ``nlu_fallback``, ranked first with
-        the threshold as its confidence (Rasa's behaviour); returns the same messages."""
-        return super().process(messages)
