@@ -19,19 +19,20 @@ CORE_INTENTS = [
 ]
 HOLDOUT = PROJECT_ROOT / "tests" / "nlu_holdout.yml"
 MACRO_F1_GATE = 0.94
-"""Gate on held-out macro-F1. Issue 3's target is 0.92; measured 0.957 on the 1,836-message file (README "NLU
+"""Gate on held-out macro-F1. Issue 3's target is 0.92; measured 0.958 on the 1,918-message file (README "NLU
 evaluation"), so the gate sits under what is measured and above the target."""
 
-RISK_RECALL_GATE = 0.95
-"""Gate on each risk intent's held-out recall (140 to 150 messages each, so one message is about 0.007).
-Issue 3's target is 0.97; measured 0.967 (seek_credit_repair, 145 of 150: one message short) to 0.993."""
+RISK_RECALL_GATE = 0.96
+"""Gate on each risk intent's held-out recall (149 or 150 messages each, so one message is about 0.007).
+Issue 3's target is 0.97; measured 0.980 (seek_credit_repair, 147 of 150) to 1.000, so the gate sits one or
+two messages under the target and fails on a real regression, not on a single message."""
 
-POOLED_RISK_RECALL_GATE = 0.97
-"""Gate on the recall over all held-out risk-intent messages together (measured 0.981; 726 of 740)."""
+POOLED_RISK_RECALL_GATE = 0.98
+"""Gate on the recall over all held-out risk-intent messages together (measured 0.993; 743 of 748)."""
 
 MACRO_F1_MARGIN_TO_BASELINE = 0.01
 """How far the pipeline's held-out macro-F1 may fall below the baseline's before CI fails. Measured 0.001
-ahead (0.957 against 0.956; McNemar p = 0.63, so the file cannot tell them apart on all messages): a gate
+ahead (0.958 against 0.957; McNemar p = 1.0, so the file cannot tell them apart on all messages): a gate
 at "ahead" would fail on noise, this one fails on a real regression."""
 
 
@@ -93,7 +94,7 @@ def test_holdout_macro_f1_meets_the_gate(holdout_figures):
 @pytest.mark.parametrize("intent", RISK_INTENTS)
 def test_holdout_recall_of_each_risk_intent_meets_the_gate(holdout_figures, intent):
     recall = holdout_figures["pipeline"]["risk_recall"][intent]
-    assert recall >= RISK_RECALL_GATE, f"{intent} recall {recall:.2f} < {RISK_RECALL_GATE}"
+    assert recall >= RISK_RECALL_GATE, f"{intent} recall {recall:.3f} < {RISK_RECALL_GATE}"
 
 
 def test_pooled_risk_recall_meets_the_gate(holdout_figures):
