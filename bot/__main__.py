@@ -1,15 +1,15 @@
 """Command line of the project: ``python -m bot {check,train,run,shell}``.
 
 * ``check``  validate the knowledge files and print a summary (exit 1 with the file and field on error);
-* ``train``  train the model if its inputs changed (content-hash key, see bot.model_store);
+* ``train``  train the model if its inputs changed (content-hash key, see bot.ops.model_store);
 * ``run``    train if needed, start the agent desk, the action server and the Rasa server on loopback, print
   where to talk to them, and stop all three on Ctrl-C;
 * ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
-  (bot.evaluation);
+  (bot.nlu.evaluation);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
-  (bot.blend_tuning; trains five NLU models).
+  (bot.nlu.blend_tuning; trains five NLU models).
 """
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def _check() -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bot.channels.wechat_settings import WeChatSettings
-    from bot.model_store import ensure_model
-    from bot.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
+    from bot.ops.model_store import ensure_model
+    from bot.ops.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
 
     if _check():
         return 1
@@ -87,8 +87,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from bot.model_store import ensure_model
-    from bot.servers import ServerConfig, server_environment
+    from bot.ops.model_store import ensure_model
+    from bot.ops.servers import ServerConfig, server_environment
 
     if _check():
         return 1
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     if args.command == "check":
         return _check()
     if args.command == "train":
-        from bot.model_store import ensure_model
+        from bot.ops.model_store import ensure_model
 
         ensure_model()
         return 0
@@ -146,12 +146,12 @@ def main(argv=None) -> int:
         print_report(args.db or DEFAULT_DB_URL)
         return 0
     if args.command == "evaluate":
-        from bot.evaluation import evaluate as run_evaluation
+        from bot.nlu.evaluation import evaluate as run_evaluation
 
         run_evaluation(cross_validation=not args.no_cross_validation)
         return 0
     if args.command == "tune-blend":
-        from bot.blend_tuning import tune
+        from bot.nlu.blend_tuning import tune
 
         tune()
         return 0

@@ -24,7 +24,7 @@ def domain() -> dict:
 @pytest.fixture(scope="session")
 def trained_model() -> Path:
     """The model for the current training inputs, trained at most once per session (and reused across runs)."""
-    from bot.model_store import ensure_model
+    from bot.ops.model_store import ensure_model
 
     return ensure_model()
 
@@ -38,7 +38,7 @@ def e2e_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def servers(trained_model, e2e_dir):
     """The real action and Rasa servers on free loopback ports, shared by every end-to-end test module."""
-    from tests.e2e_support import start_test_servers, write_sqlite_endpoints
+    from tests.support.servers import start_test_servers, write_sqlite_endpoints
 
     running = start_test_servers(trained_model, e2e_dir, write_sqlite_endpoints(e2e_dir))
     yield running

@@ -41,7 +41,7 @@ def char_ngram_classifier(C: float, min_ngram: int = 1, max_ngram: int = 4,
     """An unfitted scikit-learn pipeline: TF-IDF over ``char_wb`` n-grams (min_ngram..max_ngram characters,
     sublinear tf) and a logistic regression with inverse regularisation ``C``.
 
-    The blender, the evaluation baseline and bot.blend_tuning all use this one model. ``preprocessor`` (e.g.
+    The blender, the evaluation baseline and bot.nlu.blend_tuning all use this one model. ``preprocessor`` (e.g.
     bot.text_normalisation.normalise_text) is for callers whose text is not yet normalised; the blender gets
     text TextNormaliser already normalised and must not pass one, since a stored function would be refused
     on load.
@@ -71,7 +71,7 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
     nearly as likely as another. The ranking (descending, at most ``ranking_length`` entries, 0 = all)
     replaces ``intent`` and ``intent_ranking``. Confidences are in [0, 1] and the full ranking sums to 1.
     Keep ``ranking_length`` at 0 or at least 2: Rasa's FallbackClassifier checks ambiguity only when the
-    ranking has two entries, and bot.blend_tuning assumes the full ranking.
+    ranking has two entries, and bot.nlu.blend_tuning assumes the full ranking.
 
     Config (defaults in get_default_config): ``diet_weight`` in [0, 1]; ``min_ngram``/``max_ngram`` in
     characters; ``C`` the inverse regularisation strength; ``random_state`` the seed; ``ranking_length``;

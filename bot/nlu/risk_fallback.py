@@ -40,7 +40,7 @@ class RiskAwareFallbackClassifier(FallbackClassifier):
 
     Raises:
         InvalidConfigException: ``exempt_intents`` is not a list of intent names (a misspelt name cannot be
-            caught here, the component does not see the domain; tests/test_risk_fallback.py checks
+            caught here, the component does not see the domain; tests/unit/test_risk_fallback.py checks
             config.yml's list against the domain).
     """
 

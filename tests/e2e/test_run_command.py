@@ -1,0 +1,71 @@
+"""The README's run path: ``python -m bot run`` serves on loopback (Rasa, actions and the agent desk), and
+Ctrl-C stops everything it started."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from bot import PROJECT_ROOT
+from bot.ops.servers import free_port
+from tests.support.servers import joined_text, post
+from tests.support.handoff import call
+
+pytestmark = pytest.mark.e2e
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
+    rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port),
+         "--desk-port", str(desk_port)],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
+             "RASA_AUTH_TOKEN": "run-test-token", "HANDOFF_SHARED_SECRET": "run-desk-secret",
+             "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}"},
+    )
+    output = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            output.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        assert any("The assistant is running" in line for line in output), "".join(output)
+        assert any(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook" in line for line in output)
+        status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/rest/webhook",
+                            {"sender": f"run-{uuid.uuid4().hex[:8]}", "message": "信用卡还不上了想跟银行协商"})
+        assert status == 200 and "个性化分期还款" in joined_text(body)
+        status, body = post(f"http://127.0.0.1:{rasa_port}/webhooks/wechat_miniprogram/webhook", {})
+        assert status == 503 and "not configured" in body["error"], "no WeChat settings: 503, the rest runs"
+        assert _port_open(action_port)
+        widget = f"http://127.0.0.1:{rasa_port}/webhooks/widget/"
+        assert any(widget in line for line in output), "the run command prints the widget's URL"
+        with urllib.request.urlopen(widget, timeout=10) as answer:
+            assert answer.status == 200 and "债务咨询助手" in answer.read().decode("utf-8")
+        assert any(f"Agent desk: http://127.0.0.1:{desk_port}/" in line for line in output), "".join(output)
+        status, me = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token="run-desk-secret",
+                          agent_name="值班客服")
+        assert status == 200 and me["agent"] == "值班客服"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert not _port_open(rasa_port) and not _port_open(action_port) and not _port_open(desk_port)

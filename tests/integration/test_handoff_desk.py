@@ -1,0 +1,321 @@
+"""The agent desk's HTTP API, over a real desk process (``python -m bot.handoff.desk``) on loopback.
+
+Rasa is replaced here by a small stand-in HTTP server that records the events the desk appends (the real
+Rasa is used in tests/e2e/test_handoff.py). Tickets are created through the store, as the action server
+does. Bad input is answered with a clear 4xx and leaves the database and the conversation untouched.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from bot.handoff.database import upgrade_database
+from bot.handoff.notifier import verify_signature
+from bot.handoff.store import CLAIMED, CLOSED, QUEUED, NewTicket, TicketStore
+from tests.support.handoff import (
+    WebhookReceiver,
+    AGENT_TOKENS, RASA_TOKEN, SHARED_SECRET, DeskProcess, FakeRasa, always_open_config, call,
+)
+
+WANG, LI = "王敏", "李强"
+WANG_TOKEN, LI_TOKEN = AGENT_TOKENS[WANG], AGENT_TOKENS[LI]
+
+
+def _env(tmp, database_url, rasa, **extra):
+    return {"HANDOFF_CONFIG": str(always_open_config(tmp)), "HANDOFF_DATABASE_URL": database_url,
+            "HANDOFF_AGENT_TOKENS": ",".join(f"{n}={t}" for n, t in AGENT_TOKENS.items()),
+            "HANDOFF_SHARED_SECRET": SHARED_SECRET, "RASA_URL": rasa.url, "RASA_AUTH_TOKEN": RASA_TOKEN, **extra}
+
+
+@pytest.fixture(scope="module")
+def rasa():
+    fake = FakeRasa()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('desk') / 'handoff.db'}"
+    upgrade_database(url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory, database_url, rasa):
+    tmp = tmp_path_factory.mktemp("desk-run")
+    process = DeskProcess(_env(tmp, database_url, rasa), tmp / "desk.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def store(database_url):
+    return TicketStore.from_url(database_url)
+
+
+_counter = iter(range(10_000))
+
+
+def _ticket(store, priority=3, reason="user_request"):
+    sender = f"desk-user-{next(_counter)}"
+    ticket, _ = store.create_ticket(NewTicket(
+        sender, "socketio", priority, reason,
+        {"reason": reason, "intents_seen": ["request_human"], "situation": {"bank": "招商银行"}},
+        [{"role": "user", "text": "转人工", "time": None}]))
+    return ticket
+
+
+def _api(desk, method, path, body=None, token=WANG_TOKEN, name=None, raw=None):
+    return call(method, desk.url + path, body, token=token, agent_name=name, raw=raw)
+
+
+def test_health_page_and_script_are_served(desk):
+    assert call("GET", desk.url + "/health") == (200, {"status": "ok"})
+    status, page = call("GET", desk.url + "/")
+    assert status == 200 and "人工坐席工作台" in page and "/static/desk.js" in page
+    assert "http://" not in page and "https://" not in page  # nothing from a CDN
+    status, script = call("GET", desk.url + "/static/desk.js")
+    assert status == 200 and "/api/tickets" in script
+
+
+def test_agents_sign_in_with_their_token_or_the_shared_secret_and_a_name(desk):
+    assert _api(desk, "GET", "/api/me")[1]["agent"] == WANG
+    assert _api(desk, "GET", "/api/me", token=SHARED_SECRET, name="赵丽")[1]["agent"] == "赵丽"
+
+
+def test_queue_lists_open_tickets_by_priority_then_age(desk, store):
+    other = _ticket(store)
+    distress = _ticket(store, 1, "distress")
+    tickets = _api(desk, "GET", "/api/tickets")[1]["tickets"]
+    ids = [t["id"] for t in tickets]
+    assert ids.index(distress.id) < ids.index(other.id)
+    first = next(t for t in tickets if t["id"] == distress.id)
+    assert first["priority_label"] == "情绪危机" and first["reason_label"].startswith("用户表达绝望")
+    assert first["status"] == QUEUED and first["age_seconds"] >= 0 and "transcript" not in first
+
+
+def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
+    ticket = _ticket(store)
+    sender = ticket.sender_id
+    status, body = _api(desk, "GET", f"/api/tickets/{ticket.id}")
+    assert status == 200 and body["ticket"]["summary"]["situation"] == {"bank": "招商银行"}
+    assert body["ticket"]["transcript"][0]["text"] == "转人工"
+
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    assert status == 200 and body["ticket"]["claimed_by"] == WANG and body["ticket"]["status"] == CLAIMED
+    (joined,) = rasa.appended[sender]
+    assert joined["event"] == "bot" and WANG in joined["text"]
+    assert joined["data"]["custom"]["status"] == "agent_joined"
+
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/reply", {"text": "您好，我是客服王敏，您慢慢说。"})
+    assert status == 200
+    reply = rasa.appended[sender][-1]
+    assert reply["text"] == "您好，我是客服王敏，您慢慢说。"
+    assert reply["data"]["custom"] == {"type": "handoff", "status": "agent_message", "ticket_id": ticket.id,
+                                       "text": "您好，我是客服王敏，您慢慢说。", "agent_name": WANG}
+
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/notes", {"text": "用户情绪稳定"}, token=LI_TOKEN)
+    assert status == 201 and body["note"]["agent"] == LI
+
+    rasa.trackers[sender]["events"].append(
+        {"event": "user", "text": "我手机号13812345678", "timestamp": 1.0, "parse_data": {"intent": {"name": "x"}}})
+    status, body = _api(desk, "GET", f"/api/tickets/{ticket.id}/transcript")
+    assert status == 200 and body["live"] is True
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["bot", "agent", "user"]
+    assert "13812345678" not in json.dumps(body, ensure_ascii=False)
+
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "referred_hardship_plan"})
+    assert status == 200 and body["ticket"]["status"] == CLOSED and body["ticket"]["outcome"] == "referred_hardship_plan"
+    resume, listen, goodbye = rasa.appended[sender][-3:]
+    assert resume == {"event": "resume"} and listen["name"] == "action_listen"
+    assert goodbye["data"]["custom"]["status"] == "closed" and "助手继续" in goodbye["text"]
+
+    entries = _api(desk, "GET", f"/api/audit?ticket_id={ticket.id}")[1]["entries"]
+    assert [(e["agent"], e["action"]) for e in reversed(entries)] == [
+        ("system", "create"), (WANG, "view"), (WANG, "claim"), (WANG, "reply"), (LI, "note"), (WANG, "close")]
+    assert all(e["at"].endswith("Z") for e in entries)
+
+
+def _unchanged(store, rasa, action):
+    before_counts, before_rasa = store.counts(), json.dumps(rasa.appended, sort_keys=True)
+    status, body = action()
+    assert store.counts() == before_counts, "a refused request changed the database"
+    assert json.dumps(rasa.appended, sort_keys=True) == before_rasa, "a refused request reached the user"
+    return status, body
+
+
+@pytest.mark.parametrize("method, suffix, body", [
+    ("GET", "", None), ("GET", "/transcript", None), ("POST", "/claim", None),
+    ("POST", "/reply", {"text": "你好"}), ("POST", "/notes", {"text": "备注"}),
+    ("POST", "/close", {"outcome": "resolved"}),
+])
+def test_an_unknown_ticket_gets_404(desk, store, rasa, method, suffix, body):
+    status, answer = _unchanged(store, rasa, lambda: _api(desk, method, f"/api/tickets/no-such-ticket{suffix}", body))
+    assert status == 404 and "does not exist" in answer["error"]
+
+
+def test_a_reply_to_a_closed_ticket_gets_409(desk, store, rasa):
+    ticket = _ticket(store)
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "resolved"})
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/reply",
+                                                        {"text": "还在吗？"}))
+    assert status == 409 and "closed" in body["error"]
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/close",
+                                                        {"outcome": "resolved"}))
+    assert status == 409
+
+
+def test_replies_need_the_claim_of_the_same_agent(desk, store, rasa):
+    ticket = _ticket(store)
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/reply",
+                                                        {"text": "你好"}))
+    assert status == 409 and "claim it first" in body["error"]
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/reply",
+                                                        {"text": "你好"}, token=LI_TOKEN))
+    assert status == 409 and WANG in body["error"]
+
+
+@pytest.mark.parametrize("token, name", [
+    (None, None), ("wrong-token-0123456789", None), (SHARED_SECRET, None), ("", None),
+])
+def test_a_missing_or_wrong_agent_token_gets_401(desk, store, rasa, token, name):
+    ticket = _ticket(store)
+    for method, path, body in [("GET", "/api/tickets", None), ("GET", f"/api/tickets/{ticket.id}", None),
+                               ("POST", f"/api/tickets/{ticket.id}/claim", None),
+                               ("POST", f"/api/tickets/{ticket.id}/reply", {"text": "你好"}),
+                               ("POST", f"/api/tickets/{ticket.id}/close", {"outcome": "resolved"})]:
+        status, answer = _unchanged(store, rasa, lambda: _api(desk, method, path, body, token=token, name=name))
+        assert status == 401 and ("token" in answer["error"] or "X-Agent-Name" in answer["error"])
+    assert store.get(ticket.id).status == QUEUED
+
+
+def test_an_oversized_reply_gets_413(desk, store, rasa):
+    ticket = _ticket(store)
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/reply",
+                                                        {"text": "欠" * 1001}))
+    assert status == 413 and "1000 characters" in body["error"]
+    status, body = _unchanged(store, rasa, lambda: _api(
+        desk, "POST", f"/api/tickets/{ticket.id}/reply", raw=json.dumps({"text": "x" * 40_000}).encode()))
+    assert status == 413
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/notes",
+                                                        {"text": "注" * 1001}))
+    assert status == 413
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{not json", "JSON object"), (b'"text"', "JSON object"), (b'{"text": 42}', "'text' is required"),
+    (b'{"text": "   "}', "'text' is required"),
+])
+def test_a_malformed_reply_gets_400(desk, store, rasa, raw, reason):
+    ticket = _ticket(store)
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/reply", raw=raw))
+    assert status == 400 and reason in body["error"]
+
+
+def test_an_unknown_outcome_gets_400(desk, store, rasa):
+    ticket = _ticket(store)
+    _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
+    status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/close",
+                                                        {"outcome": "gave_up"}))
+    assert status == 400 and "referred_12378" in body["error"]
+    assert store.get(ticket.id).status == CLAIMED
+
+
+def test_when_rasa_refuses_the_message_nothing_changes(desk, store, rasa):
+    ticket = _ticket(store)
+    rasa.fail = True
+    try:
+        status, body = _unchanged(store, rasa, lambda: _api(desk, "POST", f"/api/tickets/{ticket.id}/claim"))
+    finally:
+        rasa.fail = False
+    assert status == 502 and "nothing was changed" in body["error"]
+    assert store.get(ticket.id).status == QUEUED
+
+
+def test_two_agents_claiming_the_same_ticket_at_once_exactly_one_wins(desk, store, rasa):
+    for _ in range(5):
+        ticket = _ticket(store)
+        barrier = threading.Barrier(2)
+        results = {}
+
+        def claim(name, token):
+            barrier.wait()
+            results[name] = _api(desk, "POST", f"/api/tickets/{ticket.id}/claim", token=token)
+
+        threads = [threading.Thread(target=claim, args=(n, t)) for n, t in ((WANG, WANG_TOKEN), (LI, LI_TOKEN))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        statuses = sorted(status for status, _ in results.values())
+        assert statuses == [200, 409], results
+        winner = next(name for name, (status, _) in results.items() if status == 200)
+        assert store.get(ticket.id).claimed_by == winner
+        assert len(rasa.appended[ticket.sender_id]) == 1  # the user is told once who joined
+        assert [e.agent for e in store.audit_log(ticket.id) if e.action == "claim"] == [winner]
+
+
+def test_unclaimed_tickets_get_an_honest_message_once_and_stay_queued_and_webhooks_are_signed(
+        tmp_path, rasa):
+    url = f"sqlite:///{tmp_path / 'timeouts.db'}"
+    upgrade_database(url)
+    receiver = WebhookReceiver(failures=1)
+    env = _env(tmp_path, url, rasa, HANDOFF_CLAIM_TIMEOUT_SECONDS="1", HANDOFF_CHECK_INTERVAL_SECONDS="1",
+               HANDOFF_WEBHOOK_URL=receiver.url, HANDOFF_WEBHOOK_SECRET="hook-secret-0123")
+    desk = DeskProcess(env, tmp_path / "desk.log")
+    try:
+        store = TicketStore.from_url(url, webhook_enabled=True)
+        plain, distress = _ticket(store), _ticket(store, 1, "distress")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (rasa.bot_texts(plain.sender_id)
+                                                   and rasa.bot_texts(distress.sender_id)):
+            time.sleep(0.5)
+        time.sleep(3)  # further checks must not repeat the message
+        (told,) = rasa.bot_texts(plain.sender_id)
+        assert "还没有客服接入" in told and "12378" in told and "仍在排队" in told
+        assert rasa.appended[plain.sender_id][0]["data"]["custom"]["status"] == "queued"
+        wait_message, hotlines = rasa.bot_texts(distress.sender_id)
+        assert "12356" in hotlines
+        assert store.get(plain.id).status == QUEUED
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(d.status == "pending" for d in store.deliveries()):
+            time.sleep(0.5)
+        deliveries = store.deliveries()
+        assert {d.event for d in deliveries} == {"ticket.created", "ticket.timeout"}
+        assert all(d.status == "delivered" for d in deliveries), deliveries
+        assert any(d.attempts == 2 and d.last_status_code in (200, 204) for d in deliveries)  # one retry
+        for headers, body in receiver.received:
+            assert verify_signature("hook-secret-0123", headers["X-Handoff-Timestamp"], body,
+                                    headers["X-Handoff-Signature"])
+    finally:
+        desk.stop()
+        receiver.stop()
+
+
+def test_the_desk_migrates_postgresql_at_start_up_and_serves_from_it(tmp_path, rasa):
+    from tests.support.handoff import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres
+
+    if not postgres_reachable():
+        pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
+    with throwaway_postgres() as url:
+        desk = DeskProcess(_env(tmp_path, url, rasa), tmp_path / "desk.log")  # runs the migrations
+        try:
+            store = TicketStore.from_url(url)
+            ticket = _ticket(store, 2, "agency_victim")
+            assert [t["id"] for t in _api(desk, "GET", "/api/tickets")[1]["tickets"]] == [ticket.id]
+            assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+            assert _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "police_report_advised"})[0] == 200
+            assert store.get(ticket.id).outcome == "police_report_advised"
+            store.engine.dispose()
+        finally:
+            desk.stop()

@@ -1,0 +1,364 @@
+"""The handoff's pieces without servers: hours, settings, priority, summary, messages, auth, webhook
+signing and delivery, the intake decision and ``action_handoff``."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, FollowupAction
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.handoff.auth import AgentAuth, AuthError
+from bot.handoff.config import HandoffConfigError, load_settings, parse_agent_tokens
+from bot.handoff.database import upgrade_database
+from bot.handoff.hours import OpeningHoursError, hours_from_mapping, hours_from_text, parse_span
+from bot.handoff.intake import HandoffContext, desk_is_up, open_handoff
+from bot.handoff.messages import agent_message_event, bot_event, render
+from bot.handoff.notifier import WebhookNotifier, signature, verify_signature
+from bot.handoff.priority import (
+    PRIORITY_DISTRESS, PRIORITY_OTHER, PRIORITY_VICTIM, handoff_reason, is_repeated_fallback, ticket_priority,
+)
+from bot.handoff.store import NewTicket, TicketStore
+from bot.handoff.summary import build_summary, transcript
+from tests.support.handoff import WebhookReceiver, always_open_config
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def _user(text, intent, t=1_780_000_000.0, channel="socketio"):
+    return {"event": "user", "text": text, "timestamp": t, "input_channel": channel,
+            "parse_data": {"intent": {"name": intent, "confidence": 0.9}}}
+
+
+def _bot(text, t=1_780_000_001.0):
+    return {"event": "bot", "text": text, "timestamp": t, "metadata": {"utter_action": "utter_x"}}
+
+
+CONVERSATION = [
+    {"event": "action", "name": "action_listen"},
+    _user("我交了三千给协商公司，还把身份证号11010519491231002X给了他们", "agency_victim"),
+    _bot("请拨打110报警，也可以拨打公安部反诈专线96110咨询。"),
+    _user("我真的不想活了", "express_distress"),
+    _bot("现在就可以拨打全国统一心理援助热线12356。"),
+    _user("转人工", "request_human"),
+]
+
+
+# ----- opening hours -------------------------------------------------------------------------------------
+def test_opening_hours_are_checked_in_their_time_zone():
+    hours = hours_from_mapping({"mon": "09:00-21:00", "sat": "10:00-16:00"}, "Asia/Shanghai")
+    monday_morning = dt.datetime(2026, 11, 30, 9, 0, tzinfo=SHANGHAI)  # a Monday
+    assert hours.is_open(monday_morning)
+    assert not hours.is_open(monday_morning - dt.timedelta(minutes=1))
+    assert not hours.is_open(dt.datetime(2026, 11, 30, 21, 0, tzinfo=SHANGHAI))
+    assert hours.is_open(dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc))  # 09:00 in Shanghai
+    assert not hours.is_open(dt.datetime(2026, 12, 1, 12, 0, tzinfo=SHANGHAI))  # Tuesday: closed
+    assert hours.is_open(dt.datetime(2026, 12, 5, 15, 59, tzinfo=SHANGHAI))  # Saturday
+
+
+def test_opening_hours_are_described_in_chinese_grouping_days():
+    assert hours_from_text("mon-fri 09:00-18:00; sat,sun 10:00-16:00").describe() == \
+        "周一至周五 09:00-18:00，周六、周日 10:00-16:00（北京时间）"
+    assert hours_from_text("always").describe() == "每天全天（北京时间）"
+    assert hours_from_text("mon 08:30-12:00").describe() == "周一 08:30-12:00（北京时间）"
+
+
+@pytest.mark.parametrize("bad", ["9-21", "21:00-09:00", "09:00-25:00", "09:60-10:00"])
+def test_malformed_spans_are_refused(bad):
+    with pytest.raises(OpeningHoursError):
+        parse_span(bad)
+
+
+def test_unknown_days_and_zones_are_refused():
+    with pytest.raises(OpeningHoursError):
+        hours_from_text("monday 09:00-18:00")
+    with pytest.raises(OpeningHoursError):
+        hours_from_mapping({"mon": "09:00-18:00"}, "Mars/Olympus")
+
+
+# ----- settings ------------------------------------------------------------------------------------------
+def test_settings_come_from_the_file_and_the_environment(tmp_path):
+    config = always_open_config(tmp_path, claim_timeout_seconds=120)
+    settings = load_settings({"HANDOFF_CONFIG": str(config), "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop",
+                              "HANDOFF_DATABASE_URL": "sqlite:///var/x.db", "HANDOFF_CLAIM_TIMEOUT_SECONDS": "30",
+                              "HANDOFF_DESK_URL": "http://127.0.0.1:5056/"})
+    assert settings.agent_tokens == {"王敏": "abcdefghijklmnop"} and settings.auth_configured
+    assert settings.claim_timeout_seconds == 30 and settings.desk_url == "http://127.0.0.1:5056"
+    assert settings.database_url.startswith("sqlite:////") and settings.database_url.endswith("var/x.db")
+    assert "abcdefghijklmnop" not in repr(settings)
+    assert load_settings({}).opening_hours.describe().startswith("周一至周五")
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"HANDOFF_AGENT_TOKENS": "王敏"}, "name=token"),
+    ({"HANDOFF_AGENT_TOKENS": "王敏=short"}, "shorter than 16"),
+    ({"HANDOFF_AGENT_TOKENS": "a=abcdefghijklmnop,b=abcdefghijklmnop"}, "twice"),
+    ({"HANDOFF_WEBHOOK_URL": "http://127.0.0.1:9/hook"}, "HANDOFF_WEBHOOK_SECRET"),
+    ({"HANDOFF_CLAIM_TIMEOUT_SECONDS": "soon"}, "whole number"),
+    ({"HANDOFF_OPENING_HOURS": "weekdays 9-5"}, "HANDOFF_OPENING_HOURS"),
+    ({"HANDOFF_CONFIG": "/nonexistent/handoff.yml"}, "missing"),
+])
+def test_bad_settings_are_named(env, problem):
+    with pytest.raises(HandoffConfigError, match=problem):
+        load_settings(env)
+
+
+def test_agent_tokens_parse():
+    assert parse_agent_tokens(" 王敏 = abcdefghijklmnop , 李强=qrstuvwxyz012345 ") == {
+        "王敏": "abcdefghijklmnop", "李强": "qrstuvwxyz012345"}
+
+
+# ----- priority and summary ------------------------------------------------------------------------------
+def test_reason_and_priority():
+    assert handoff_reason("express_distress") == "distress"
+    assert handoff_reason("nlu_fallback") == "repeated_fallback"
+    assert handoff_reason(None) == "user_request"
+    assert ticket_priority("user_request", ["greet", "express_distress"]) == PRIORITY_DISTRESS
+    assert ticket_priority("agency_victim", ["agency_victim"]) == PRIORITY_VICTIM
+    assert ticket_priority("user_request", ["greet"], risk_level="high") == PRIORITY_VICTIM
+    assert ticket_priority("repeated_fallback", ["nlu_fallback"]) == PRIORITY_OTHER
+
+
+def test_summary_names_intents_slots_risk_and_channels_given_and_masks_pii(knowledge):
+    slots = {"bank": "招商银行", "debt_type": "信用卡", "amount": "三千", "overdue_duration": None,
+             "risk_level": "high", "red_flags": ["paid_fee", "gave_id"]}
+    summary = build_summary(CONVERSATION, slots, knowledge, "user_request", PRIORITY_DISTRESS)
+    assert summary["intents_seen"] == ["agency_victim", "express_distress", "request_human"]
+    assert summary["situation"] == {"bank": "招商银行", "debt_type": "信用卡", "amount": "三千"}
+    assert summary["risk"] == {"risk_level": "high", "red_flags": ["paid_fee", "gave_id"]}
+    assert "user_segment" not in summary["risk"]
+    given = " ".join(summary["channels_given"])
+    assert "报警电话：110" in given and "96110" in given and "12356" in given and "12378" not in given
+    assert summary["last_user_message"] == "转人工" and summary["user_messages"] == 3
+    lines = transcript(CONVERSATION)
+    assert [line["role"] for line in lines] == ["user", "bot", "user", "bot", "user"]
+    assert "11010519491231002X" not in json.dumps(lines, ensure_ascii=False)
+    assert "[身份证号已隐藏]" in lines[0]["text"] and lines[0]["intent"] == "agency_victim"
+
+
+def test_summary_tolerates_a_tracker_without_the_risk_slots(knowledge):
+    summary = build_summary(CONVERSATION[:2], {"bank": None}, knowledge, "agency_victim", PRIORITY_VICTIM)
+    assert summary["risk"] == {} and summary["situation"] == {}
+
+
+def test_agent_messages_are_told_apart_in_the_transcript():
+    event = agent_message_event("您好，我是客服王敏", "王敏", "t1")
+    (line,) = transcript([event])
+    assert line == {"role": "agent", "text": "您好，我是客服王敏", "time": None, "agent": "王敏"}
+
+
+# ----- messages ------------------------------------------------------------------------------------------
+def test_desk_messages_carry_the_handoff_payload():
+    joined = render("utter_handoff_agent_joined", ticket_id="t1", agent_name="王敏")
+    assert "王敏" in joined["text"]
+    assert joined["custom"] == {"type": "handoff", "status": "agent_joined", "ticket_id": "t1", "agent_name": "王敏"}
+    closed = bot_event(render("utter_handoff_closed", ticket_id="t1"), "t1", "closed", "王敏")
+    assert closed["event"] == "bot" and closed["data"]["custom"]["status"] == "closed"
+    assert closed["metadata"]["handoff"] == {"ticket_id": "t1", "kind": "closed", "agent": "王敏"}
+    reply = agent_message_event("好的", "王敏", "t1")["data"]["custom"]
+    assert reply == {"type": "handoff", "status": "agent_message", "ticket_id": "t1", "text": "好的",
+                     "agent_name": "王敏"}
+    assert "12378" in render("utter_handoff_timeout", ticket_id="t1")["text"]
+
+
+# ----- auth ----------------------------------------------------------------------------------------------
+def test_agent_auth_with_tokens_and_with_the_shared_secret():
+    auth = AgentAuth({"王敏": "token-a-0123456789"}, "shared-0123456789")
+    assert auth.authenticate("Bearer token-a-0123456789", None) == "王敏"
+    assert auth.authenticate("Bearer shared-0123456789", "%E6%9D%8E%E5%BC%BA") == "李强"
+    for header, name, reason in [
+        (None, None, "missing"), ("Basic abc", None, "missing"), ("Bearer ", None, "missing"),
+        ("Bearer wrong", None, "wrong"), ("Bearer shared-0123456789", None, "X-Agent-Name"),
+        ("Bearer shared-0123456789", "system", "X-Agent-Name"), ("Bearer shared-0123456789", "a" * 40, "X-Agent-Name"),
+    ]:
+        with pytest.raises(AuthError, match=reason):
+            auth.authenticate(header, name)
+
+
+# ----- webhook -------------------------------------------------------------------------------------------
+def test_signature_is_hmac_sha256_of_timestamp_and_body():
+    import hashlib
+    import hmac
+
+    body = b'{"event":"ticket.created"}'
+    expected = "sha256=" + hmac.new(b"secret", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert signature("secret", "1700000000", body) == expected
+    assert verify_signature("secret", "1700000000", body, expected)
+    assert not verify_signature("secret", "1700000001", body, expected)
+    assert not verify_signature("other", "1700000000", body, expected)
+
+
+def test_webhook_posts_signed_events_and_records_retries_and_failures(tmp_path):
+    url = f"sqlite:///{tmp_path / 'hook.db'}"
+    upgrade_database(url)
+    clock_now = [dt.datetime(2026, 11, 30, 2, 0)]
+    store = TicketStore.from_url(url, webhook_enabled=True)
+    store.clock = lambda: clock_now[0]
+    ticket, _ = store.create_ticket(NewTicket("u", "socketio", 3, "user_request", {"reason": "user_request"}, []))
+    receiver = WebhookReceiver(failures=1)
+    try:
+        notifier = WebhookNotifier(store, receiver.url, "hook-secret", max_attempts=3, retry_seconds=5)
+        assert notifier.deliver_due() == 0
+        (row,) = store.deliveries()
+        assert row.status == "pending" and row.attempts == 1 and row.last_status_code == 500
+        assert notifier.deliver_due() == 0  # not due yet
+        clock_now[0] += dt.timedelta(seconds=5)
+        assert notifier.deliver_due() == 1
+        (row,) = store.deliveries()
+        assert row.status == "delivered" and row.attempts == 2 and row.last_error is None
+        headers, body = receiver.received[-1]
+        assert headers["X-Handoff-Event"] == "ticket.created"
+        assert verify_signature("hook-secret", headers["X-Handoff-Timestamp"], body, headers["X-Handoff-Signature"])
+        payload = json.loads(body)
+        assert payload["ticket"]["id"] == ticket.id and payload["event"] == "ticket.created"
+    finally:
+        receiver.stop()
+    dead = WebhookNotifier(store, "http://127.0.0.1:9/unreachable", "hook-secret", max_attempts=1)
+    store.add_note(ticket.id, "王敏", "备注")
+    assert dead.deliver_due() == 0
+    failed = store.deliveries()[-1]
+    assert failed.status == "failed" and failed.attempts == 1 and failed.last_error
+
+
+# ----- intake and the action -----------------------------------------------------------------------------
+@pytest.fixture
+def intake_store(tmp_path):
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade_database(url)
+    return TicketStore.from_url(url)
+
+
+def _context(events=CONVERSATION, slots=None, intent="request_human", sender="intake-user"):
+    return HandoffContext(sender_id=sender, channel="socketio", events=events,
+                          slots=slots or {"bank": "招行"}, latest_intent=intent, latest_text="转人工")
+
+
+def test_intake_queues_a_ticket_and_tells_the_opening_hours(intake_store, knowledge, tmp_path):
+    settings = load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))})
+    result = open_handoff(_context(), settings, intake_store, knowledge, desk_up=True)
+    assert result.queued and result.ticket.priority == PRIORITY_DISTRESS
+    (reply,) = result.replies
+    assert reply.response == "utter_handoff_queued"
+    assert reply.variables["opening_hours"] == "每天全天（北京时间）"
+    assert reply.variables["ticket_id"] == result.ticket.id
+    stored = intake_store.get(result.ticket.id)
+    assert stored.summary["intents_seen"][-1] == "request_human" and stored.reason == "user_request"
+
+
+def test_intake_outside_hours_says_so_with_official_channels_and_hotlines(intake_store, knowledge):
+    settings = load_settings({"HANDOFF_OPENING_HOURS": "mon-fri 09:00-18:00"})
+    sunday_night = dt.datetime(2026, 12, 6, 23, 0, tzinfo=SHANGHAI)
+    result = open_handoff(_context(), settings, intake_store, knowledge, now=sunday_night, desk_up=True)
+    assert result.queued
+    assert [r.response for r in result.replies] == [
+        "utter_handoff_queued_after_hours", "utter_bank_channel", "utter_handoff_distress_reminder"]
+    assert result.replies[0].variables["nfra_hotline"] == "12378"
+
+
+def test_intake_after_repeated_fallback_apologises_first(intake_store, knowledge, tmp_path):
+    settings = load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))})
+    events = [_user("asdf", "nlu_fallback"), _bot("抱歉"), _user("qwer", "nlu_fallback")]
+    result = open_handoff(_context(events, {}, "nlu_fallback", "fallback-user"), settings, intake_store,
+                          knowledge, desk_up=True)
+    assert [r.response for r in result.replies] == ["utter_handoff_after_fallback", "utter_handoff_queued"]
+    assert result.ticket.reason == "repeated_fallback" and result.ticket.priority == PRIORITY_OTHER
+
+
+def test_intake_without_a_desk_is_honestly_unavailable(intake_store, knowledge):
+    settings = load_settings({})
+    result = open_handoff(_context(), settings, intake_store, knowledge)  # no HANDOFF_DESK_URL
+    assert not result.queued and result.ticket is None
+    assert [r.response for r in result.replies] == ["utter_handoff_unavailable", "utter_bank_channel"]
+    assert intake_store.queue() == []
+    assert not desk_is_up("http://127.0.0.1:9")
+
+
+def test_intake_with_a_broken_store_is_unavailable(knowledge, tmp_path):
+    settings = load_settings({})
+    unmigrated = TicketStore.from_url(f"sqlite:///{tmp_path / 'empty.db'}")
+    result = open_handoff(_context(), settings, unmigrated, knowledge, desk_up=True)
+    assert not result.queued and result.problem == "the ticket store failed"
+
+
+def _tracker(events, intent, text):
+    return Tracker(sender_id="action-user", slots={"bank": None, "debt_type": None},
+                   latest_message={"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []},
+                   events=events, paused=False, followup_action=None, active_loop={},
+                   latest_action_name="action_listen")
+
+
+def test_action_handoff_without_a_desk_answers_unavailable_and_does_not_pause(monkeypatch):
+    from actions import handoff_actions
+
+    monkeypatch.delenv("HANDOFF_DESK_URL", raising=False)
+    handoff_actions._settings.cache_clear()
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(handoff_actions.ActionHandoff().run(
+        dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
+    assert events == [FollowupAction("action_listen")]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_unavailable"]
+    handoff_actions._settings.cache_clear()
+
+
+def test_action_handoff_with_a_desk_opens_a_ticket_and_pauses(monkeypatch, tmp_path):
+    from actions import handoff_actions
+
+    url = f"sqlite:///{tmp_path / 'action.db'}"
+    upgrade_database(url)
+    monkeypatch.setenv("HANDOFF_CONFIG", str(always_open_config(tmp_path)))
+    monkeypatch.setenv("HANDOFF_DATABASE_URL", url)
+    monkeypatch.setenv("HANDOFF_DESK_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr("bot.handoff.intake.desk_is_up", lambda url: True)
+    handoff_actions._settings.cache_clear()
+    dispatcher = CollectingDispatcher()
+    try:
+        events = asyncio.run(handoff_actions.ActionHandoff().run(
+            dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
+    finally:
+        handoff_actions._settings.cache_clear()
+    assert events == [ConversationPaused()]
+    (message,) = dispatcher.messages
+    assert message["response"] == "utter_handoff_queued" and message["opening_hours"] == "每天全天（北京时间）"
+    (ticket,) = TicketStore.from_url(url).queue()
+    assert ticket.id == message["ticket_id"] and ticket.sender_id == "action-user"
+    assert ticket.channel == "socketio" and ticket.priority == PRIORITY_DISTRESS
+
+
+# ----- repeated misunderstandings ------------------------------------------------------------------------
+def _clarify():
+    return {"event": "bot", "text": "抱歉，我没有完全理解您的意思。", "metadata": {"utter_action": "utter_clarify"}}
+
+
+@pytest.mark.parametrize("events, expected", [
+    ([_user("asdf", "nlu_fallback")], False),
+    ([_user("asdf", "nlu_fallback"), _clarify(), _user("qwer", "nlu_fallback")], True),
+    ([_user("你好", "greet"), _bot("您好"), _user("qwer", "nlu_fallback")], False),
+    ([_user("asdf", "nlu_fallback"), _clarify(), _user("转人工", "request_human")], False),
+    # Already handed over after the previous one: do not open a ticket again at once.
+    ([_user("a", "nlu_fallback"), {"event": "action", "name": "action_handoff"}, _clarify(),
+      _user("b", "nlu_fallback")], False),
+    # A fallback written while paused (no clarifying answer) does not count.
+    ([_user("a", "nlu_fallback"), {"event": "resume"}, _user("b", "nlu_fallback")], False),
+])
+def test_repeated_fallback_is_the_second_misunderstanding_in_a_row(events, expected):
+    assert is_repeated_fallback(events) is expected
+
+
+def test_clarify_or_handoff_asks_first_and_hands_over_the_second_time():
+    from actions.guidance_actions import ActionClarifyOrAnswerRisk
+
+    action = ActionClarifyOrAnswerRisk()
+    first = [_user("asdf", "nlu_fallback")]
+    dispatcher = CollectingDispatcher()
+    assert asyncio.run(action.run(dispatcher, _tracker(first, "nlu_fallback", "asdf"), {})) == []
+    assert [m["response"] for m in dispatcher.messages] == ["utter_clarify"]
+    second = first + [_clarify(), _user("qwer", "nlu_fallback")]
+    dispatcher = CollectingDispatcher()
+    assert asyncio.run(action.run(dispatcher, _tracker(second, "nlu_fallback", "qwer"), {})) == [
+        FollowupAction("action_handoff")]
+    assert dispatcher.messages == []
