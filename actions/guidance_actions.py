@@ -1,8 +1,10 @@
-"""One custom action per core intent, each answering it with ``bot.guidance.plan_guidance``.
+"""One custom action per core intent, each answering it with ``bot.guidance.plan_guidance``, and the action
+that answers a message the NLU could not place.
 
 The logic (which responses, which facts, which bank) lives in ``bot/guidance.py``; an action here only reads
 the tracker into a :class:`bot.guidance.ConversationState`, sends the planned responses and sets the slots
-the plan established.
+the plan established. Which action answers which intent: ``bot.intents.ACTION_FOR_TOPIC`` (checked against the
+rules by tests/unit/test_domain_consistency.py).
 """
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.replies import send_replies
+from bot import intents
+from bot.guidance import ConversationState, GuidancePlan, fallback_topic, plan_guidance
 from bot.handoff.priority import is_repeated_fallback
-from bot.guidance import ConversationState, fallback_topic, plan_guidance
+from bot.hardship import FORM_SLOTS
+from bot.intents import ACTION_FOR_TOPIC
 from bot.knowledge import default_knowledge
 from bot.risk import default_risk_engine
 
-HARDSHIP_FORM_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
-"""The required slots of hardship_plan_form (domain/hardship.yml)."""
+__all__ = ["ACTION_FOR_TOPIC", "GUIDANCE_ACTIONS", "GuidanceAction", "ActionClarifyOrAnswerRisk", "conversation_state"]
 
 
 def conversation_state(tracker: Tracker) -> ConversationState:
@@ -31,54 +36,98 @@ def conversation_state(tracker: Tracker) -> ConversationState:
         red_flags=tuple(tracker.get_slot("red_flags") or ()),
         risk_level=tracker.get_slot("risk_level"),
         user_segment=tracker.get_slot("user_segment"),
-        hardship_case_complete=all(tracker.get_slot(name) for name in HARDSHIP_FORM_SLOTS),
+        hardship_case_complete=all(tracker.get_slot(name) for name in FORM_SLOTS),
         referrals=tuple(tracker.get_slot("referrals") or ()),
     )
 
 
+def _carry_out(plan: GuidancePlan, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
+    send_replies(dispatcher, plan.replies)
+    return [SlotSet(name, value) for name, value in plan.slots.items()]
+
+
 class GuidanceAction(Action):
-    """Answer ``topic`` with the planned responses. Subclasses set ``topic`` and ``action_name``."""
+    """Answer ``topic`` (a core intent) with the planned responses; subclasses set ``topic`` and ``action_name``."""
 
     topic: Text = ""
     action_name: Text = ""
 
     def name(self) -> Text:
+        """The action's name in the domain."""
         return self.action_name
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        """Send the plan's replies; return SlotSet events for the bank, the risk slots and the referrals."""
         plan = plan_guidance(self.topic, conversation_state(tracker), default_knowledge(), default_risk_engine())
-        for reply in plan.replies:
-            dispatcher.utter_message(response=reply.response, **reply.variables)
-        return [SlotSet(name, value) for name, value in plan.slots.items()]
+        return _carry_out(plan, dispatcher)
 
 
-def _guidance_action(topic: Text, action_name: Text) -> type:
-    return type(
-        "".join(part.title() for part in action_name.split("_")),
-        (GuidanceAction,),
-        {"topic": topic, "action_name": action_name, "__doc__": f"Answers `{topic}` ({action_name})."},
-    )
+class ActionWarnDebtAgency(GuidanceAction):
+    """Answers ``seek_debt_agency``: the risk of a paid debt agency, a real case, the free lawful route."""
+
+    topic, action_name = intents.SEEK_DEBT_AGENCY, "action_warn_debt_agency"
 
 
-ACTION_FOR_TOPIC = {
-    "seek_debt_agency": "action_warn_debt_agency",
-    "seek_credit_repair": "action_warn_credit_repair",
-    "agency_victim": "action_support_agency_victim",
-    "ask_evade_debt": "action_explain_evasion_risk",
-    "ask_legal_risk": "action_explain_legal_risk",
-    "ask_hardship_plan": "action_guide_hardship_plan",
-    "report_collection_abuse": "action_guide_collection_complaint",
-    "ask_credit_record": "action_answer_credit_record",
-    "ask_complaint_channel": "action_list_complaint_channels",
-    "express_distress": "action_support_distress",
-}
-"""Core intent -> the action that answers it (the same pairs as the rules in data/dialogue/). ``request_human``
-is answered by ``action_handoff`` (actions/handoff_actions.py)."""
+class ActionWarnCreditRepair(GuidanceAction):
+    """Answers ``seek_credit_repair``: no one can remove a true record for a fee; the objection route."""
 
-GUIDANCE_ACTIONS = [_guidance_action(topic, name) for topic, name in ACTION_FOR_TOPIC.items()]
-globals().update({cls.__name__: cls for cls in GUIDANCE_ACTIONS})
+    topic, action_name = intents.SEEK_CREDIT_REPAIR, "action_warn_credit_repair"
+
+
+class ActionSupportAgencyVictim(GuidanceAction):
+    """Answers ``agency_victim``: stop the loss, report it, protect the accounts."""
+
+    topic, action_name = intents.AGENCY_VICTIM, "action_support_agency_victim"
+
+
+class ActionExplainEvasionRisk(GuidanceAction):
+    """Answers ``ask_evade_debt``: what evading a debt leads to, and the lawful route instead."""
+
+    topic, action_name = intents.ASK_EVADE_DEBT, "action_explain_evasion_risk"
+
+
+class ActionExplainLegalRisk(GuidanceAction):
+    """Answers ``ask_legal_risk``: the consequences of not paying."""
+
+    topic, action_name = intents.ASK_LEGAL_RISK, "action_explain_legal_risk"
+
+
+class ActionGuideHardshipPlan(GuidanceAction):
+    """Answers ``ask_hardship_plan`` outside the form (the form itself: actions/hardship_actions.py)."""
+
+    topic, action_name = intents.ASK_HARDSHIP_PLAN, "action_guide_hardship_plan"
+
+
+class ActionGuideCollectionComplaint(GuidanceAction):
+    """Answers ``report_collection_abuse``: how and where to complain about abusive collection."""
+
+    topic, action_name = intents.REPORT_COLLECTION_ABUSE, "action_guide_collection_complaint"
+
+
+class ActionAnswerCreditRecord(GuidanceAction):
+    """Answers ``ask_credit_record``: how credit records and objections work."""
+
+    topic, action_name = intents.ASK_CREDIT_RECORD, "action_answer_credit_record"
+
+
+class ActionListComplaintChannels(GuidanceAction):
+    """Answers ``ask_complaint_channel``: the official complaint channels."""
+
+    topic, action_name = intents.ASK_COMPLAINT_CHANNEL, "action_list_complaint_channels"
+
+
+class ActionSupportDistress(GuidanceAction):
+    """Answers ``express_distress``: care and the crisis hotlines (the rule then hands over to a human)."""
+
+    topic, action_name = intents.EXPRESS_DISTRESS, "action_support_distress"
+
+
+GUIDANCE_ACTIONS = [ActionWarnDebtAgency, ActionWarnCreditRepair, ActionSupportAgencyVictim, ActionExplainEvasionRisk,
+                    ActionExplainLegalRisk, ActionGuideHardshipPlan, ActionGuideCollectionComplaint,
+                    ActionAnswerCreditRecord, ActionListComplaintChannels, ActionSupportDistress]
+"""Every guidance action, one per entry of ACTION_FOR_TOPIC."""
 
 
 class ActionClarifyOrAnswerRisk(Action):
@@ -90,20 +139,19 @@ class ActionClarifyOrAnswerRisk(Action):
     """
 
     def name(self) -> Text:
-        return "action_clarify_or_answer_risk"
+        """The action's name in the domain."""
+        return intents.CLARIFY_ACTION
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
+        """The red flags' topic answered, or the clarifying (or out-of-scope) reply, or the hand-over."""
         state = conversation_state(tracker)
         topic = fallback_topic(state.latest_message, default_risk_engine())
         if topic is None:
-            intent = (tracker.latest_message.get("intent") or {}).get("name")
-            if intent == "nlu_fallback" and is_repeated_fallback(list(tracker.events)):
-                return [FollowupAction("action_handoff")]
-            dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_clarify")
+            if state.intent == intents.NLU_FALLBACK and is_repeated_fallback(list(tracker.events)):
+                return [FollowupAction(intents.HANDOFF_ACTION)]
+            dispatcher.utter_message(response="utter_out_of_scope" if state.intent == intents.OUT_OF_SCOPE
+                                     else "utter_clarify")
             return []
-        plan = plan_guidance(topic, state, default_knowledge(), default_risk_engine())
-        for reply in plan.replies:
-            dispatcher.utter_message(response=reply.response, **reply.variables)
-        return [SlotSet(name, value) for name, value in plan.slots.items()]
+        return _carry_out(plan_guidance(topic, state, default_knowledge(), default_risk_engine()), dispatcher)

@@ -18,6 +18,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.replies import send_replies
 from bot.handoff.config import HandoffConfigError, HandoffSettings, load_settings
 from bot.handoff.intake import HandoffContext, open_handoff
 from bot.handoff.store import TicketStore
@@ -79,6 +80,5 @@ class ActionHandoff(Action):
                                          default_knowledge())
         if result.problem:
             logger.warning("Handoff unavailable for one conversation: %s", result.problem)
-        for reply in result.replies:
-            dispatcher.utter_message(response=reply.response, **reply.variables)
+        send_replies(dispatcher, result.replies)
         return [ConversationPaused()] if result.queued else [FollowupAction("action_listen")]

@@ -11,11 +11,9 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.replies import send_replies
 from bot import hardship
 from bot.knowledge import default_knowledge
-
-FORM_SLOTS = ("hardship_reason", "monthly_repayment_capacity", "already_overdue")
-"""Slots only the form fills; reset when the form is stopped."""
 
 
 def _latest_text(tracker: Tracker) -> str:
@@ -27,7 +25,7 @@ def _invalid(slot: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> D
     retries = dict(tracker.get_slot("hardship_form_retries") or {})
     if retries.get(slot, 0) < hardship.MAX_REASKS:
         retries[slot] = retries.get(slot, 0) + 1
-        dispatcher.utter_message(response="utter_hardship_reask", question_hint=hardship.QUESTION_HINTS[slot])
+        dispatcher.utter_message(response=hardship.REASK_RESPONSES[slot])
         return {slot: None, "hardship_form_retries": retries}
     dispatcher.utter_message(response="utter_hardship_skip")
     return {slot: hardship.SKIP_VALUES[slot]}
@@ -98,8 +96,7 @@ class ActionGiveHardshipPlan(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
         plan = hardship.build_plan(hardship_case(tracker), default_knowledge())
-        for reply in plan.replies:
-            dispatcher.utter_message(response=reply.response, **reply.variables)
+        send_replies(dispatcher, plan.replies)
         dispatcher.utter_message(json_message=plan.channel_card)
         referrals = list(tracker.get_slot("referrals") or []) + plan.referrals
         return [SlotSet("referrals", referrals), SlotSet("hardship_form_retries", None)]
@@ -115,4 +112,4 @@ class ActionStopHardshipForm(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         dispatcher.utter_message(response="utter_hardship_form_stopped")
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("hardship_form_retries", None),
-                *(SlotSet(name, None) for name in FORM_SLOTS)]
+                *(SlotSet(name, None) for name in hardship.FORM_ONLY_SLOTS)]

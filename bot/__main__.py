@@ -19,8 +19,7 @@ import subprocess
 import sys
 
 from bot import PROJECT_ROOT
-from bot.knowledge import KnowledgeError, default_knowledge
-from bot.risk import load_lexicon
+from bot.knowledge import KnowledgeError, default_knowledge, load_lexicon
 
 
 def _check() -> int:

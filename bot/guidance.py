@@ -2,42 +2,55 @@
 
 The text of every reply lives in ``domain/``; the facts it quotes live in ``data/knowledge/``. This module
 joins them: for a topic (the core intent being answered) and what the conversation has revealed so far, it
-returns an ordered list of :class:`ReplyInstruction` — a domain response name plus the template variables to
-fill it with. The custom actions in ``actions/`` only turn these into ``dispatcher.utter_message`` calls.
+returns an ordered list of :class:`bot.replies.ReplyInstruction` — a domain response name plus the template
+variables to fill it with. The custom actions in ``actions/`` only send them.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
-from bot.directory import find_institutions_in_text, institution_numbers, resolve_institution
-from bot.knowledge import Institution, Knowledge
+from bot import texts
+from bot.intents import (
+    AGENCY_VICTIM,
+    ASK_COMPLAINT_CHANNEL,
+    ASK_CREDIT_RECORD,
+    ASK_EVADE_DEBT,
+    ASK_HARDSHIP_PLAN,
+    ASK_LEGAL_RISK,
+    EXPRESS_DISTRESS,
+    REPORT_COLLECTION_ABUSE,
+    REQUEST_HUMAN,
+    SEEK_CREDIT_REPAIR,
+    SEEK_DEBT_AGENCY,
+)
+from bot.knowledge import Knowledge
+from bot.replies import ReplyInstruction, bank_line, identify_institution
 from bot.risk import VICTIM_FLAGS, RiskAssessment, RiskEngine
 
 # Placeholder in the tables below for "the user's bank, if we know it".
 _BANK_LINE = "<bank>"
 
 TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
-    "seek_debt_agency": (
+    SEEK_DEBT_AGENCY: (
         "utter_warn_debt_agency",
         "utter_agency_case",
         _BANK_LINE,
         "utter_official_channel_card_issuer",
     ),
-    "seek_credit_repair": (
+    SEEK_CREDIT_REPAIR: (
         "utter_warn_credit_repair",
         "utter_credit_repair_policy",
         "utter_credit_report_channel",
     ),
-    "agency_victim": ("utter_support_agency_victim", _BANK_LINE),
-    "ask_evade_debt": ("utter_explain_evasion_risk", "utter_official_channel_card_issuer"),
-    "ask_legal_risk": ("utter_explain_legal_risk",),
-    "ask_hardship_plan": ("utter_hardship_intro",),
-    "report_collection_abuse": ("utter_guide_collection_complaint", _BANK_LINE),
-    "ask_credit_record": ("utter_answer_credit_record",),
-    "ask_complaint_channel": ("utter_list_complaint_channels", _BANK_LINE),
-    "express_distress": ("utter_support_distress",),
+    AGENCY_VICTIM: ("utter_support_agency_victim", _BANK_LINE),
+    ASK_EVADE_DEBT: ("utter_explain_evasion_risk", "utter_official_channel_card_issuer"),
+    ASK_LEGAL_RISK: ("utter_explain_legal_risk",),
+    ASK_HARDSHIP_PLAN: ("utter_hardship_intro",),
+    REPORT_COLLECTION_ABUSE: ("utter_guide_collection_complaint", _BANK_LINE),
+    ASK_CREDIT_RECORD: ("utter_answer_credit_record",),
+    ASK_COMPLAINT_CHANNEL: ("utter_list_complaint_channels", _BANK_LINE),
+    EXPRESS_DISTRESS: ("utter_support_distress",),
 }
 """Topic (core intent) -> responses sent, in order. Every core intent in domain/ has an entry except
 ``request_human``, which is answered by the human handoff (bot/handoff/, actions/handoff_actions.py)."""
@@ -56,12 +69,12 @@ FLAG_RESPONSES: Dict[str, str] = {
 """Red flag (bot/risk.py lexicon id) -> the response answering it when the user mentions it."""
 
 TOPIC_COVERS_FLAGS: Dict[str, frozenset] = {
-    "seek_debt_agency": frozenset({"agency_offer", "upfront_fee"}),
-    "seek_credit_repair": frozenset({"agency_offer", "upfront_fee", "false_promise"}),
-    "agency_victim": frozenset({"agency_offer", "upfront_fee"}),
-    "report_collection_abuse": frozenset({"collection_abuse"}),
-    "express_distress": frozenset(FLAG_RESPONSES),
-    "request_human": frozenset(FLAG_RESPONSES),
+    SEEK_DEBT_AGENCY: frozenset({"agency_offer", "upfront_fee"}),
+    SEEK_CREDIT_REPAIR: frozenset({"agency_offer", "upfront_fee", "false_promise"}),
+    AGENCY_VICTIM: frozenset({"agency_offer", "upfront_fee"}),
+    REPORT_COLLECTION_ABUSE: frozenset({"collection_abuse"}),
+    EXPRESS_DISTRESS: frozenset(FLAG_RESPONSES),
+    REQUEST_HUMAN: frozenset(FLAG_RESPONSES),
 }
 """Flags a topic's own answer already covers, so they are not answered twice."""
 
@@ -76,10 +89,10 @@ SEGMENT_RESPONSES: Dict[str, str] = {
 """Segment -> the message fitting it (rational users get no extra message: straight to the channel)."""
 
 FALLBACK_TOPIC_FOR_FLAGS: Tuple[Tuple[frozenset, str], ...] = (
-    (frozenset({"fee_paid", "data_handed_over", "told_to_stop_paying"}), "agency_victim"),
+    (frozenset({"fee_paid", "data_handed_over", "told_to_stop_paying"}), AGENCY_VICTIM),
     (frozenset({"anti_collection", "complaint_leverage", "agency_offer", "false_promise", "upfront_fee",
-                "forgery_request"}), "seek_debt_agency"),
-    (frozenset({"collection_abuse", "collection_fear"}), "report_collection_abuse"),
+                "forgery_request"}), SEEK_DEBT_AGENCY),
+    (frozenset({"collection_abuse", "collection_fear"}), REPORT_COLLECTION_ABUSE),
 )
 """When the NLU is unsure (nlu_fallback) or calls a message out of scope, red flags in it still decide the
 answer: the first group with a flag present names the topic answered. Order: victims first."""
@@ -94,15 +107,7 @@ def fallback_topic(text: str, engine: RiskEngine) -> Optional[str]:
     return None
 
 
-_NO_SEGMENT_MESSAGE_TOPICS = frozenset({"express_distress", "request_human", "agency_victim"})
-
-
-@dataclass(frozen=True)
-class ReplyInstruction:
-    """One reply: ``response`` is a response name in domain/, ``variables`` fill its ``{placeholders}``."""
-
-    response: str
-    variables: Dict[str, str] = field(default_factory=dict)
+_NO_SEGMENT_MESSAGE_TOPICS = frozenset({EXPRESS_DISTRESS, REQUEST_HUMAN, AGENCY_VICTIM})
 
 
 @dataclass(frozen=True)
@@ -136,28 +141,6 @@ class GuidancePlan:
     risk: Optional[RiskAssessment] = None
 
 
-def identify_institution(state: ConversationState, knowledge: Knowledge) -> Optional[Institution]:
-    """The user's institution: the bank slot if it resolves, else the first one named in the latest message."""
-    institution = resolve_institution(state.bank, knowledge)
-    if institution is None and state.latest_message:
-        named = find_institutions_in_text(state.latest_message, knowledge)
-        institution = named[0] if named else None
-    return institution
-
-
-def bank_line(institution: Institution) -> ReplyInstruction:
-    """The reply naming an institution's channel, with the unconfirmed-number caveat built into the text."""
-    numbers = institution_numbers(institution)
-    if not numbers:
-        return ReplyInstruction("utter_bank_channel_no_number", {"bank_name": institution.name})
-    return ReplyInstruction(
-        "utter_bank_channel", {"bank_name": institution.name, "bank_numbers": "，".join(numbers)}
-    )
-
-
-_PLACEHOLDER = re.compile(r"{([a-z_]+)}")
-
-
 def referrals_for(topic: str, replies: List[ReplyInstruction], knowledge: Knowledge) -> List[str]:
     """Official channels these replies hand the user to, as ``"<channel key or bank>:<topic>"``.
 
@@ -165,13 +148,10 @@ def referrals_for(topic: str, replies: List[ReplyInstruction], knowledge: Knowle
     data/knowledge/channels.yml) or names a bank's number; recorded in the ``referrals`` slot so that
     reporting can count referrals per channel.
     """
-    from bot.project_files import merged_domain
-
     channel_keys = {channel.key for channel in knowledge.channels}
-    responses = merged_domain()["responses"]
     found: List[str] = []
     for reply in replies:
-        keys = [key for variant in responses.get(reply.response, []) for key in _PLACEHOLDER.findall(variant.get("text", ""))]
+        keys = texts.placeholders(reply.response)
         if "bank_numbers" in keys:
             keys.append(reply.variables.get("bank_name", ""))
         for key in keys:
@@ -199,14 +179,13 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
     Raises: KeyError for an unknown topic.
     """
     facts = knowledge.template_values()
-    institution = identify_institution(state, knowledge)
+    institution = identify_institution(state.bank, state.latest_message, knowledge)
     risk = assess_risk(topic, state, engine) if engine is not None else None
     replies: List[ReplyInstruction] = []
     for response in _shape(topic, state, risk):
         if response == _BANK_LINE:
             if institution is not None:
-                line = bank_line(institution)
-                replies.append(ReplyInstruction(line.response, {**facts, **line.variables}))
+                replies.append(bank_line(institution, knowledge))
             continue
         replies.append(ReplyInstruction(response, dict(facts)))
     slots: Dict[str, Union[str, List[str], None]] = {}
@@ -227,11 +206,11 @@ def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment])
         return base
     bank_at_end = base and base[-1] == _BANK_LINE
     tail = [base.pop()] if bank_at_end else []
-    if topic == "seek_debt_agency" and risk.segment == "rational":
+    if topic == SEEK_DEBT_AGENCY and risk.segment == "rational":
         base.remove("utter_agency_case")  # they already doubt the seller: straight to the official channel
     covered = TOPIC_COVERS_FLAGS.get(topic, frozenset())
     extra = [FLAG_RESPONSES[f] for f in risk.new_flags if f in FLAG_RESPONSES and f not in covered]
-    if topic == "agency_victim" and not any(r in extra for r in VICTIM_CHECKLIST):
+    if topic == AGENCY_VICTIM and not any(r in extra for r in VICTIM_CHECKLIST):
         extra = [*VICTIM_CHECKLIST, *extra]
     segment_message = SEGMENT_RESPONSES.get(risk.segment or "")
     if segment_message and topic not in _NO_SEGMENT_MESSAGE_TOPICS and _segment_is_news(risk, state):
@@ -260,6 +239,6 @@ def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
 
 def _responses_for(topic: str, state: ConversationState) -> Tuple[str, ...]:
     responses = TOPIC_RESPONSES[topic]
-    if topic == "ask_hardship_plan" and state.hardship_case_complete:
+    if topic == ASK_HARDSHIP_PLAN and state.hardship_case_complete:
         responses = ("utter_hardship_plan_again",)
     return responses

@@ -12,11 +12,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from bot.directory import bank_channel_card, deploying_institution, institution_numbers, is_deploying
-from bot.directory import resolve_institution, find_institutions_in_text
-from bot.guidance import ReplyInstruction
+from bot.directory import bank_channel_card, deploying_institution, is_deploying, resolve_institution
 from bot.knowledge import Institution, Knowledge
 from bot.quantities import find_quantities, parse_amount_yuan
+from bot.replies import ReplyInstruction, bank_line, identify_institution
 from bot.text_normalisation import compact
 
 OTHER = "其他"
@@ -29,7 +28,13 @@ DEBT_TYPES = ("信用卡", "网贷", "消费贷", "房贷", "车贷")
 """Debt types the form accepts (the ``debt_type`` entity's canonical values)."""
 
 HARDSHIP_REASONS = ("失业", "疾病", "收入下降", OTHER)
-"""Reasons the form accepts (issue 4)."""
+"""Reasons the form accepts."""
+
+FORM_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
+"""The required slots of hardship_plan_form, in the order it asks (domain/hardship.yml)."""
+
+FORM_ONLY_SLOTS = ("hardship_reason", "monthly_repayment_capacity", "already_overdue")
+"""Slots only the form fills (bank and debt_type are also read from any message); cleared when it stops."""
 
 MAX_MONTHLY_CAPACITY_YUAN = 1_000_000
 """Largest plausible monthly repayment capacity; larger answers are treated as typos and re-asked."""
@@ -68,10 +73,7 @@ def read_lender(value: Optional[str], text: str, knowledge: Knowledge) -> Option
     Tries the extracted ``bank`` value, then any institution named in the text (including the deploying
     bank's 本行/你们银行). An unknown name never gets a guessed institution.
     """
-    institution = resolve_institution(value, knowledge)
-    if institution is None and text:
-        named = find_institutions_in_text(text, knowledge)
-        institution = named[0] if named else None
+    institution = identify_institution(value, text, knowledge)
     if institution is not None:
         return institution.name
     if (value or text or "").strip():
@@ -144,14 +146,8 @@ def read_already_overdue(value: Optional[str], text: str) -> Optional[str]:
     return None
 
 
-QUESTION_HINTS = {
-    "bank": "请告诉我银行或平台的名字，不方便说就回答“其他”。",
-    "debt_type": "请从信用卡、网贷、消费贷、房贷、车贷里选一个。",
-    "hardship_reason": "请说说主要原因：失业、疾病、收入下降，或者“其他”。",
-    "monthly_repayment_capacity": "请说一个大概的金额，比如“两千”或“一千五”；不想说也可以。",
-    "already_overdue": "请回答“已经逾期了”或“还没有逾期”。",
-}
-"""What to say when re-asking each slot (no digits: the numbers rule covers these texts too)."""
+REASK_RESPONSES = {slot: f"utter_hardship_reask_{slot}" for slot in FORM_SLOTS}
+"""Slot -> the response re-asking it with a hint (domain/hardship.yml), after an answer that could not be read."""
 
 SKIP_VALUES = {"bank": OTHER, "debt_type": UNSTATED, "hardship_reason": UNSTATED,
                "monthly_repayment_capacity": UNSTATED, "already_overdue": UNSTATED}
@@ -214,7 +210,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     replies = [ReplyInstruction(name, variables) for name in names]
     card_institutions = _card_institutions(institution, deploying)
     for inst in card_institutions:
-        replies.append(_bank_reply(inst, knowledge, facts, deploying_hint if is_deploying(inst, knowledge) else ""))
+        replies.append(bank_line(inst, knowledge, deploying_hint if is_deploying(inst, knowledge) else ""))
     if case.reason in _DOCUMENTS:
         replies.append(ReplyInstruction("utter_hardship_plan_script", {**variables, "hardship_reason": case.reason}))
     else:
@@ -237,15 +233,3 @@ def _card_institutions(institution: Optional[Institution], deploying: Optional[I
         if inst not in unique:
             unique.append(inst)
     return unique
-
-
-def _bank_reply(institution: Institution, knowledge: Knowledge, facts: Dict[str, str],
-                app_hint: str) -> ReplyInstruction:
-    numbers = institution_numbers(institution, knowledge)
-    variables = {**facts, "bank_name": institution.name, "bank_numbers": "，".join(numbers),
-                 "app_path_hint": app_hint}
-    if is_deploying(institution, knowledge) and numbers:
-        return ReplyInstruction("utter_bank_channel_deploying", variables)
-    if numbers:
-        return ReplyInstruction("utter_bank_channel", variables)
-    return ReplyInstruction("utter_bank_channel_no_number", variables)

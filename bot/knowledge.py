@@ -1,4 +1,4 @@
-"""Load and validate the fact files under ``data/knowledge/``.
+"""Load and validate the fact files under ``data/knowledge/``, the tactics lexicon included.
 
 Every phone number, article number, time limit and case the bot states comes from these files. Each entry
 carries its ``source`` and a ``verified`` date; entries that are not confirmed carry a ``caveat`` that is
@@ -298,6 +298,49 @@ def _check_unique_keys(knowledge: Knowledge, directory: Path) -> None:
                     f"{names[alias]} and {inst.name}"
                 )
             names[alias] = inst.name
+
+
+class TacticFlag(BaseModel):
+    """One entry of the tactics lexicon (data/knowledge/tactics.yml, from shared/DOMAIN.md §2): an id, its kind,
+    a Chinese label, literal patterns and/or regexes (each must compile), and its source."""
+
+    id: str
+    kind: str
+    label: str
+    patterns: List[str] = []
+    regex: List[str] = []
+    source: str
+    verified: dt.date
+
+    class Config:
+        extra = Extra.forbid
+
+    @validator("regex", each_item=True)
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+class TacticsLexicon(BaseModel):
+    """The whole lexicon file."""
+
+    flags: List[TacticFlag]
+    doubt_markers: List[str]
+
+    class Config:
+        extra = Extra.forbid
+
+
+def load_lexicon(path: Path = KNOWLEDGE_DIR / "tactics.yml") -> TacticsLexicon:
+    """Read and validate the tactics lexicon (the risk engine's patterns, bot.risk). Raises KnowledgeError
+    naming the file and the problem."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return TacticsLexicon.parse_obj(content)
+    except FileNotFoundError as err:
+        raise KnowledgeError(f"{path}: knowledge file is missing") from err
+    except Exception as err:  # yaml and pydantic errors alike become one clear message
+        raise KnowledgeError(f"{path}: {err}") from err
 
 
 @lru_cache(maxsize=1)

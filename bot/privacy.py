@@ -64,7 +64,7 @@ def _replace_if(pattern: Pattern[str], placeholder: str, accept: Callable[[str],
     def apply(text: str) -> Tuple[str, int]:
         count = 0
 
-        def substitute(match: "re.Match[str]") -> str:
+        def substitute(match: re.Match[str]) -> str:
             nonlocal count
             if accept(match.group(0)):
                 count += 1

@@ -125,7 +125,7 @@ def find_quantities(text: str) -> List[Quantity]:
     return sorted(found, key=lambda q: q.start)
 
 
-def _looks_like_money(text: str, match: "re.Match[str]") -> bool:
+def _looks_like_money(text: str, match: re.Match[str]) -> bool:
     """A bare number counts as money only with a money unit or when large (≥ 100): not "2次", "第3期"."""
     written = match.group(0)
     if re.search(r"[万wW亿kK千块元]|rmb", written, flags=re.IGNORECASE):

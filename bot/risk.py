@@ -2,7 +2,7 @@
 
 Combines three sources:
 
-* the tactics lexicon ``data/knowledge/tactics.yml`` (promises, fees, data demands, methods, victim events),
+* the tactics lexicon ``data/knowledge/tactics.yml`` (loaded by bot.knowledge) (promises, fees, data demands, methods, victim events),
   matched against the normalised text (``bot.text_normalisation.compact``), with negation ("还没交钱") ignored;
 * the NLU intent of the message;
 * what earlier turns revealed (the ``red_flags``, ``risk_level`` and ``user_segment`` slots): a victim stays a
@@ -15,17 +15,13 @@ route) and ``victim`` (already engaged a seller).
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Iterable, List, Optional, Pattern, Sequence, Tuple
 
-import yaml
-from pydantic import BaseModel, Extra, validator
-
-from bot.knowledge import KNOWLEDGE_DIR, KnowledgeError
+from bot import intents
+from bot.knowledge import TacticsLexicon, load_lexicon
 from bot.text_normalisation import compact
 
 RISK_LEVELS = ("none", "low", "medium", "high")
@@ -40,44 +36,14 @@ VICTIM_FLAGS = frozenset({"fee_paid", "data_handed_over", "told_to_stop_paying"}
 _HIGH_FLAGS = VICTIM_FLAGS | {"forgery_request"}
 _MEDIUM_FLAGS = frozenset({"false_promise", "upfront_fee", "complaint_leverage", "anti_collection", "agency_offer"})
 _LOW_FLAGS = frozenset({"collection_fear", "collection_abuse"})
-_HIGH_INTENTS = frozenset({"agency_victim", "express_distress"})
-_MEDIUM_INTENTS = frozenset({"seek_debt_agency", "seek_credit_repair", "ask_evade_debt"})
-_LOW_INTENTS = frozenset({"report_collection_abuse", "ask_legal_risk"})
-_LAWFUL_ROUTE_INTENTS = frozenset({"ask_hardship_plan", "ask_credit_record", "ask_complaint_channel",
-                                   "ask_legal_risk"})
+_HIGH_INTENTS = frozenset({intents.AGENCY_VICTIM, intents.EXPRESS_DISTRESS})
+_MEDIUM_INTENTS = frozenset({intents.SEEK_DEBT_AGENCY, intents.SEEK_CREDIT_REPAIR, intents.ASK_EVADE_DEBT})
+_LOW_INTENTS = frozenset({intents.REPORT_COLLECTION_ABUSE, intents.ASK_LEGAL_RISK})
+_LAWFUL_ROUTE_INTENTS = frozenset({intents.ASK_HARDSHIP_PLAN, intents.ASK_CREDIT_RECORD, intents.ASK_COMPLAINT_CHANNEL,
+                                   intents.ASK_LEGAL_RISK})
 _NEGATION = re.compile(r"[没未不别无]")
 _CLAUSE_BREAK = re.compile(r"[，。！？；,.!?;：:、\n]")
 _NEGATION_WINDOW = 4  # characters before a match, within the same clause, searched for a negation
-
-
-class TacticFlag(BaseModel):
-    """One lexicon entry: an id, its kind, a Chinese label, literal patterns and/or regexes, and its source."""
-
-    id: str
-    kind: str
-    label: str
-    patterns: List[str] = []
-    regex: List[str] = []
-    source: str
-    verified: dt.date
-
-    class Config:
-        extra = Extra.forbid
-
-    @validator("regex", each_item=True)
-    def _compiles(cls, value: str) -> str:
-        re.compile(value)
-        return value
-
-
-class TacticsLexicon(BaseModel):
-    """The whole lexicon file."""
-
-    flags: List[TacticFlag]
-    doubt_markers: List[str]
-
-    class Config:
-        extra = Extra.forbid
 
 
 @dataclass(frozen=True)
@@ -89,17 +55,6 @@ class RiskAssessment:
     red_flags: Tuple[str, ...]
     segment: Optional[str]
     new_flags: Tuple[str, ...]
-
-
-def load_lexicon(path: Path = KNOWLEDGE_DIR / "tactics.yml") -> TacticsLexicon:
-    """Read and validate the tactics lexicon. Raises KnowledgeError naming the file and the problem."""
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return TacticsLexicon.parse_obj(content)
-    except FileNotFoundError as err:
-        raise KnowledgeError(f"{path}: knowledge file is missing") from err
-    except Exception as err:  # yaml and pydantic errors alike become one clear message
-        raise KnowledgeError(f"{path}: {err}") from err
 
 
 class RiskEngine:
@@ -162,11 +117,11 @@ class RiskEngine:
 
     def _segment(self, text: str, intent: Optional[str], new_flags: Sequence[str], flags: Sequence[str],
                  previous: Optional[str]) -> Optional[str]:
-        if previous == "victim" or intent == "agency_victim" or VICTIM_FLAGS & set(flags):
+        if previous == "victim" or intent == intents.AGENCY_VICTIM or VICTIM_FLAGS & set(flags):
             return "victim"
-        if {"anti_collection", "complaint_leverage"} & set(new_flags) or intent == "ask_evade_debt":
+        if {"anti_collection", "complaint_leverage"} & set(new_flags) or intent == intents.ASK_EVADE_DEBT:
             return "misled"
-        if intent in ("seek_debt_agency", "seek_credit_repair"):
+        if intent in (intents.SEEK_DEBT_AGENCY, intents.SEEK_CREDIT_REPAIR):
             return "rational" if self.doubts_seller(text) else "misled"
         if {"agency_offer", "false_promise", "upfront_fee"} & set(new_flags) and intent not in _LAWFUL_ROUTE_INTENTS:
             return "rational" if self.doubts_seller(text) else "misled"

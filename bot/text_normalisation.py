@@ -22,7 +22,7 @@ _FULL_WIDTH_START, _FULL_WIDTH_END, _FULL_WIDTH_OFFSET = 0xFF01, 0xFF5E, 0xFEE0
 
 
 @lru_cache(maxsize=1)
-def _t2s() -> "opencc.OpenCC":
+def _t2s() -> opencc.OpenCC:
     return opencc.OpenCC("t2s")
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.project_files import merged_domain
 from bot.knowledge import Knowledge, default_knowledge
+from bot.project_files import merged_domain
 
 
 @pytest.fixture(scope="session")

@@ -1,1 +1,1 @@
-"""Rasa input channels of the assistant. Each one screens user messages with ``message_guard`` first."""
+"""Rasa input channels of the assistant. Each one screens user messages with ``guard`` first."""

@@ -5,7 +5,7 @@ with a JSON list of bot messages). Differences:
 
 * a malformed body, a missing or invalid ``sender`` or a non-string ``message`` gets HTTP 400 with
   ``{"error": "<reason>"}`` instead of reaching the dialogue under a default sender;
-* every message is screened by :func:`bot.channels.message_guard.guard_messages` (PII masking, limits).
+* every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
-from bot.channels.message_guard import OnNewMessage, guard_messages
+from bot.channels.guard import OnNewMessage, guard_messages
 
 MAX_SENDER_CHARS = 128
 """Longest accepted ``sender`` id, in characters."""

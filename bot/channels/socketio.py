@@ -1,7 +1,7 @@
 """The socketio channel (bank-app widget) with message screening.
 
 Rasa's ``SocketIOInput`` unchanged on the wire; every message is screened by
-:func:`bot.channels.message_guard.guard_messages` (PII masking, empty and over-long messages).
+:func:`bot.channels.guard.guard_messages` (PII masking, empty and over-long messages).
 
 It also fixes session persistence: Rasa 3.6 calls ``sio.enter_room`` without ``await``, but in the
 python-socketio 5.x that Rasa's dependency set resolves to here (5.18) ``AsyncServer.enter_room`` is a
@@ -24,7 +24,7 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
-from bot.channels.message_guard import OnNewMessage, guard_messages
+from bot.channels.guard import OnNewMessage, guard_messages
 
 
 class CustomPayloadSocketIOOutput(SocketIOOutput):

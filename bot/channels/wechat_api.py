@@ -102,7 +102,7 @@ class WeChatApiClient:
                 raw = await answer.read()
                 if answer.status != 200:
                     raise WeChatApiError(None, f"HTTP {answer.status}", stage)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except (TimeoutError, aiohttp.ClientError) as err:
             raise WeChatApiError(None, f"{type(err).__name__}: {err}", stage) from None
         try:
             result = json.loads(raw.decode("utf-8"))

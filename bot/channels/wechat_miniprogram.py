@@ -36,7 +36,7 @@ from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 
-from bot.channels.message_guard import OnNewMessage, guard_messages
+from bot.channels.guard import OnNewMessage, guard_messages
 from bot.channels.wechat_api import WeChatApiClient
 from bot.channels.wechat_delivery import (
     CHANNEL_NAME,
@@ -294,7 +294,7 @@ class WeChatMiniProgramInput(InputChannel):
         return CHANNEL_NAME
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WeChatMiniProgramInput":
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> WeChatMiniProgramInput:
         """Build the channel from the environment. The credentials.yml block only documents the variables:
         Rasa refuses to start on an unset ``${VAR}``, and the channel must start without its settings."""
         return cls(WeChatSettings.from_env())

@@ -62,7 +62,7 @@ class ChannelTexts:
     transfer_started: str
 
     @classmethod
-    def load(cls, path: Path = TEXTS_FILE) -> "ChannelTexts":
+    def load(cls, path: Path = TEXTS_FILE) -> ChannelTexts:
         """Read and check ``path``. Raises ValueError naming the file and key if a text is missing or empty."""
         content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         values = {}

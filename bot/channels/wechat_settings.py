@@ -86,7 +86,7 @@ class WeChatSettings:
     """Values that could not be read (e.g. ``WECHAT_TRANSFER_TO_KF=maybe``); reported by :meth:`problems`."""
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "WeChatSettings":
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> WeChatSettings:
         """Read the ``WECHAT_*`` variables from ``environ`` (default ``os.environ``). Never raises."""
         env = os.environ if environ is None else environ
 

@@ -15,7 +15,6 @@ Routes (all GET):
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -140,7 +139,7 @@ class WidgetInput(InputChannel):
         return "widget"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> "WidgetInput":
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> WidgetInput:
         """The channel takes no settings."""
         return cls()
 

@@ -6,7 +6,7 @@ One job per module:
 * ``hours``       opening hours: parse, check a moment, describe in Chinese;
 * ``priority``    the reason for a hand-over and the ticket's priority;
 * ``summary``     the ticket summary and the PII-masked transcript from tracker events;
-* ``schema``, ``database``, ``migrations/``  the tables, engines and Alembic migrations;
+* ``schema``    the tables (migrated by bot.db, whose history is in bot/migrations/);
 * ``store``       the ticket store (claim is atomic; every change audited);
 * ``intake``      what ``action_handoff`` does: open a ticket and plan the replies;
 * ``messages``    the handoff responses (domain/handoff.yml) rendered for the desk;

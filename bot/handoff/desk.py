@@ -34,9 +34,9 @@ from typing import Any, Awaitable, Callable, Dict, Optional
 from sanic import Sanic, response
 from sanic.request import Request
 
+from bot.db import upgrade_database
 from bot.handoff.auth import AgentAuth, AuthError
 from bot.handoff.config import HandoffConfigError, HandoffSettings, load_settings
-from bot.handoff.database import upgrade_database
 from bot.handoff.messages import agent_message_event, bot_event, render
 from bot.handoff.notifier import WebhookNotifier
 from bot.handoff.priority import PRIORITY_LABELS, REASON_LABELS
@@ -241,7 +241,7 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
                 logger.exception("Desk background task failed")
             await asyncio.sleep(settings.check_interval_seconds)
 
-    background: Dict[str, "asyncio.Task[None]"] = {}
+    background: Dict[str, asyncio.Task[None]] = {}
 
     @app.listener("after_server_start")
     async def start_background(app_: Sanic, _loop: Any) -> None:
@@ -290,7 +290,7 @@ def main(argv: Optional[list] = None) -> int:
     if not settings.rasa_url or not settings.rasa_token:
         print("Set RASA_URL and RASA_AUTH_TOKEN so that the desk can reach the conversations.", file=sys.stderr)
         return 2
-    upgrade_database(settings.database_url)
+    upgrade_database(settings.database_url, "handoff")
     store = TicketStore.from_url(settings.database_url, webhook_enabled=bool(settings.webhook_url))
     app = create_app(settings, store, RasaClient(settings.rasa_url, settings.rasa_token))
     app.run(host=args.host, port=args.port, access_log=False, motd=False, workers=1)

@@ -65,7 +65,7 @@ class OpeningHours:
     def is_open(self, moment: dt.datetime) -> bool:
         """True if the desk is open at ``moment`` (an aware datetime; naive ones are taken as UTC)."""
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.timezone.utc)
+            moment = moment.replace(tzinfo=dt.UTC)
         local = moment.astimezone(self.zone)
         span = self.days.get(WEEKDAYS[local.weekday()])
         minute = local.hour * 60 + local.minute

@@ -14,12 +14,12 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional
 
-from bot.guidance import ConversationState, ReplyInstruction, bank_line, identify_institution
 from bot.handoff.config import HandoffSettings
 from bot.handoff.priority import PRIORITY_DISTRESS, REASON_FALLBACK, handoff_reason, ticket_priority
 from bot.handoff.store import NewTicket, Ticket, TicketStore
 from bot.handoff.summary import build_summary, intents_seen, transcript
 from bot.knowledge import Knowledge
+from bot.replies import ReplyInstruction, bank_line, identify_institution
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +64,10 @@ def desk_is_up(desk_url: Optional[str], timeout: float = DESK_HEALTH_TIMEOUT_SEC
 def _unavailable(context: HandoffContext, knowledge: Knowledge, problem: str) -> HandoffResult:
     facts = knowledge.template_values()
     replies = [ReplyInstruction("utter_handoff_unavailable", dict(facts))]
-    institution = identify_institution(_state(context), knowledge)
+    institution = identify_institution(context.slots.get("bank"), context.latest_text, knowledge)
     if institution is not None:
-        line = bank_line(institution)
-        replies.append(ReplyInstruction(line.response, {**facts, **line.variables}))
+        replies.append(bank_line(institution, knowledge))
     return HandoffResult(replies=replies, queued=False, problem=problem)
-
-
-def _state(context: HandoffContext) -> ConversationState:
-    return ConversationState(latest_message=context.latest_text, bank=context.slots.get("bank"),
-                             debt_type=context.slots.get("debt_type"))
 
 
 def open_handoff(context: HandoffContext, settings: HandoffSettings, store: Optional[TicketStore],
@@ -111,15 +105,14 @@ def open_handoff(context: HandoffContext, settings: HandoffSettings, store: Opti
     replies: List[ReplyInstruction] = []
     if reason == REASON_FALLBACK:
         replies.append(ReplyInstruction("utter_handoff_after_fallback", dict(facts)))
-    moment = now or dt.datetime.now(dt.timezone.utc)
+    moment = now or dt.datetime.now(dt.UTC)
     if hours.is_open(moment):
         replies.append(ReplyInstruction("utter_handoff_queued", variables))
     else:
         replies.append(ReplyInstruction("utter_handoff_queued_after_hours", variables))
-        institution = identify_institution(_state(context), knowledge)
+        institution = identify_institution(context.slots.get("bank"), context.latest_text, knowledge)
         if institution is not None:
-            line = bank_line(institution)
-            replies.append(ReplyInstruction(line.response, {**facts, **line.variables}))
+            replies.append(bank_line(institution, knowledge))
         if priority == PRIORITY_DISTRESS:
             replies.append(ReplyInstruction("utter_handoff_distress_reminder", dict(facts)))
     return HandoffResult(replies=replies, queued=True, ticket=ticket)

@@ -7,33 +7,19 @@ ticket id, agent name).
 """
 from __future__ import annotations
 
-import copy
-from functools import lru_cache
 from typing import Any, Dict, Optional
 
-import yaml
-from rasa.core.nlg.interpolator import interpolate
-
-from bot import PROJECT_ROOT
 from bot.knowledge import default_knowledge
-
-HANDOFF_DOMAIN = PROJECT_ROOT / "domain" / "handoff.yml"
-"""The domain file holding every handoff response."""
-
-
-@lru_cache(maxsize=1)
-def handoff_responses() -> Dict[str, Any]:
-    """Response name -> list of variants, as written in domain/handoff.yml."""
-    content = yaml.safe_load(HANDOFF_DOMAIN.read_text(encoding="utf-8"))
-    return content["responses"]
+from bot.texts import render_response
 
 
 def render(name: str, **variables: str) -> Dict[str, Any]:
-    """The first variant of response ``name`` with placeholders filled: ``{"text": ..., "custom": ...}``
-    (``custom`` only if the response has one). Raises KeyError for an unknown response."""
-    variant = copy.deepcopy(handoff_responses()[name][0])
-    values = {**default_knowledge().template_values(), **variables}
-    return interpolate(variant, values)
+    """The first variant of response ``name`` with placeholders filled from the knowledge facts and
+    ``variables``: ``{"text": ..., "custom": ...}`` (``custom`` only if the response has one).
+
+    Raises KeyError for an unknown response.
+    """
+    return render_response(name, {**default_knowledge().template_values(), **variables})
 
 
 def bot_event(message: Dict[str, Any], ticket_id: str, kind: str, agent: Optional[str] = None) -> Dict[str, Any]:

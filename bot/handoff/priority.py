@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from bot import intents
+
 PRIORITY_DISTRESS = 1
 """Despair or thoughts of self-harm (``express_distress`` anywhere in the conversation)."""
 PRIORITY_VICTIM = 2
@@ -33,10 +35,10 @@ REASON_LABELS = {
 """Reason code -> Chinese label shown on the desk."""
 
 _REASON_BY_INTENT = {
-    "express_distress": REASON_DISTRESS,
-    "agency_victim": REASON_VICTIM,
-    "nlu_fallback": REASON_FALLBACK,
-    "request_human": REASON_REQUEST,
+    intents.EXPRESS_DISTRESS: REASON_DISTRESS,
+    intents.AGENCY_VICTIM: REASON_VICTIM,
+    intents.NLU_FALLBACK: REASON_FALLBACK,
+    intents.REQUEST_HUMAN: REASON_REQUEST,
 }
 
 HIGH_RISK_LEVELS = frozenset({"high", "critical"})
@@ -50,10 +52,10 @@ def handoff_reason(latest_intent: Optional[str]) -> str:
 
 def ticket_priority(reason: str, intents_seen: Iterable[str], risk_level: Optional[str] = None) -> int:
     """The priority (1 most urgent .. 3) from the trigger, every intent seen so far and the risk level slot."""
-    intents = set(intents_seen)
-    if reason == REASON_DISTRESS or "express_distress" in intents:
+    seen = set(intents_seen)
+    if reason == REASON_DISTRESS or intents.EXPRESS_DISTRESS in seen:
         return PRIORITY_DISTRESS
-    if reason == REASON_VICTIM or "agency_victim" in intents:
+    if reason == REASON_VICTIM or intents.AGENCY_VICTIM in seen:
         return PRIORITY_VICTIM
     if isinstance(risk_level, str) and risk_level.lower() in HIGH_RISK_LEVELS:
         return PRIORITY_VICTIM
@@ -75,10 +77,10 @@ def is_repeated_fallback(events: Sequence[Mapping[str, Any]]) -> bool:
     if len(users) < 2:
         return False
     previous, latest = users[-2], users[-1]
-    if _intent(events[latest]) != "nlu_fallback" or _intent(events[previous]) != "nlu_fallback":
+    if _intent(events[latest]) != intents.NLU_FALLBACK or _intent(events[previous]) != intents.NLU_FALLBACK:
         return False
     between = events[previous + 1:latest]
     clarified = any(e.get("event") == "bot" and (e.get("metadata") or {}).get("utter_action") == "utter_clarify"
                     for e in between)
-    handed_over = any(e.get("event") == "action" and e.get("name") == "action_handoff" for e in between)
+    handed_over = any(e.get("event") == "action" and e.get("name") == intents.HANDOFF_ACTION for e in between)
     return clarified and not handed_over

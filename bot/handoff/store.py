@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from bot.handoff.database import make_engine
+from bot.db import make_engine
 from bot.handoff.schema import audit, notes, tickets, webhook_deliveries
 
 QUEUED, CLAIMED, CLOSED = "queued", "claimed", "closed"
@@ -65,7 +65,7 @@ class InvalidInput(HandoffStoreError):
 
 def utcnow() -> dt.datetime:
     """The current time as a naive UTC datetime (how the store keeps times)."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def iso(moment: Optional[dt.datetime]) -> Optional[str]:
@@ -182,8 +182,8 @@ class TicketStore:
         self.clock = clock
 
     @classmethod
-    def from_url(cls, url: str, webhook_enabled: bool = False) -> "TicketStore":
-        """A store on a new engine for ``url`` (the schema must be migrated: bot.handoff.database)."""
+    def from_url(cls, url: str, webhook_enabled: bool = False) -> TicketStore:
+        """A store on a new engine for ``url`` (the schema must be migrated: ``bot.db.upgrade_database(url, "handoff")``)."""
         return cls(make_engine(url), webhook_enabled=webhook_enabled)
 
     # ----- helpers -----------------------------------------------------------------------------------

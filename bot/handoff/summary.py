@@ -32,7 +32,7 @@ MAX_TRANSCRIPT_MESSAGES = 200
 def _time(timestamp: Any) -> Optional[str]:
     if not isinstance(timestamp, (int, float)):
         return None
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).replace(tzinfo=None).isoformat() + "Z"
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def message_entry(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:

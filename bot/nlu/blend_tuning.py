@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from bot import PROJECT_ROOT
-from bot.nlu.evaluation import REPORT_DIR, RISK_INTENTS, _report, _summary
+from bot.intents import RISK_INTENTS
+from bot.nlu.evaluation import REPORT_DIR, _report, _summary
 
 Ranking = List[Tuple[str, float]]
 """An intent ranking: (intent, confidence) pairs."""

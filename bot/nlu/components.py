@@ -31,7 +31,7 @@ class TextNormaliser(GraphComponent):
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "TextNormaliser":
+               execution_context: ExecutionContext) -> TextNormaliser:
         """Rasa's factory; the component has no configuration."""
         return cls()
 
@@ -65,7 +65,7 @@ class QuantityNormaliser(GraphComponent):
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "QuantityNormaliser":
+               execution_context: ExecutionContext) -> QuantityNormaliser:
         """Rasa's factory; the component has no configuration."""
         return cls()
 

@@ -113,7 +113,7 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
 
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-               execution_context: ExecutionContext) -> "CharNgramIntentBlender":
+               execution_context: ExecutionContext) -> CharNgramIntentBlender:
         """Rasa's factory for an untrained component."""
         return cls(config, model_storage, resource)
 
@@ -145,7 +145,7 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
 
     @classmethod
     def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
-             execution_context: ExecutionContext, **kwargs: Any) -> "CharNgramIntentBlender":
+             execution_context: ExecutionContext, **kwargs: Any) -> CharNgramIntentBlender:
         """Load the fitted pipeline; an untrained component (no file) passes messages through.
 
         Raises ValueError when the file holds untrusted types other than TRUSTED_TYPES.

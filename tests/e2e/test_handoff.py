@@ -18,8 +18,8 @@ import pytest
 import socketio
 
 from bot.ops.servers import ServerConfig, free_port, start_servers
-from tests.support.servers import TEST_TOKEN, joined_text, rest_say, write_sqlite_endpoints
 from tests.support.handoff import AGENT_TOKENS, always_open_config, call
+from tests.support.servers import TEST_TOKEN, joined_text, rest_say, write_sqlite_endpoints
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +79,7 @@ class SocketUser:
         self.received: List[Dict[str, Any]] = []
         self.client.on("bot_uttered", self.received.append)
 
-    async def __aenter__(self) -> "SocketUser":
+    async def __aenter__(self) -> SocketUser:
         confirmed = asyncio.Event()
         self.client.on("session_confirm", lambda data: confirmed.set())
         await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io")

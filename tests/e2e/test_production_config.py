@@ -11,8 +11,15 @@ import pytest
 
 from bot import PROJECT_ROOT
 from tests.support.servers import joined_text, rest_say, start_test_servers
-from tests.support.services import (PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, postgres_reachable, redis_reachable,
-                                  throwaway_postgres)
+from tests.support.services import (
+    PG_HOST,
+    PG_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
+    postgres_reachable,
+    redis_reachable,
+    throwaway_postgres,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ import pytest
 
 from bot import PROJECT_ROOT
 from bot.ops.servers import free_port
-from tests.support.servers import joined_text, post
 from tests.support.handoff import call
+from tests.support.servers import joined_text, post
 
 pytestmark = pytest.mark.e2e
 

@@ -18,11 +18,11 @@ from typing import Dict, List, Tuple
 import pytest
 
 from bot.channels.wechat_identity import user_id
-from tests.support.wechat_pushes import event_message, signed_request, signed_verification, text_message
 from bot.channels.wechat_settings import WeChatSettings
 from tests.support.servers import TEST_TOKEN, start_test_servers, write_sqlite_endpoints
-from tests.support.wechat_fake import FakeWeChatApi
 from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, environment
+from tests.support.wechat_fake import FakeWeChatApi
+from tests.support.wechat_pushes import event_message, signed_request, signed_verification, text_message
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,18 @@ import time
 
 import pytest
 
-from bot.handoff.database import upgrade_database
+from bot.db import upgrade_database
 from bot.handoff.notifier import verify_signature
 from bot.handoff.store import CLAIMED, CLOSED, QUEUED, NewTicket, TicketStore
 from tests.support.handoff import (
+    AGENT_TOKENS,
+    RASA_TOKEN,
+    SHARED_SECRET,
+    DeskProcess,
+    FakeRasa,
     WebhookReceiver,
-    AGENT_TOKENS, RASA_TOKEN, SHARED_SECRET, DeskProcess, FakeRasa, always_open_config, call,
+    always_open_config,
+    call,
 )
 
 WANG, LI = "王敏", "李强"
@@ -40,7 +46,7 @@ def rasa():
 @pytest.fixture(scope="module")
 def database_url(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('desk') / 'handoff.db'}"
-    upgrade_database(url)
+    upgrade_database(url, "handoff")
     return url
 
 
@@ -267,7 +273,7 @@ def test_two_agents_claiming_the_same_ticket_at_once_exactly_one_wins(desk, stor
 def test_unclaimed_tickets_get_an_honest_message_once_and_stay_queued_and_webhooks_are_signed(
         tmp_path, rasa):
     url = f"sqlite:///{tmp_path / 'timeouts.db'}"
-    upgrade_database(url)
+    upgrade_database(url, "handoff")
     receiver = WebhookReceiver(failures=1)
     env = _env(tmp_path, url, rasa, HANDOFF_CLAIM_TIMEOUT_SECONDS="1", HANDOFF_CHECK_INTERVAL_SECONDS="1",
                HANDOFF_WEBHOOK_URL=receiver.url, HANDOFF_WEBHOOK_SECRET="hook-secret-0123")

@@ -11,10 +11,17 @@ import threading
 import pytest
 from sqlalchemy import inspect, text
 
-from bot.handoff.database import make_engine, upgrade_database
+from bot.db import LEGACY_VERSION_TABLES, VERSION_TABLE, make_engine, upgrade_database
 from bot.handoff.priority import PRIORITY_DISTRESS, PRIORITY_OTHER, PRIORITY_VICTIM
 from bot.handoff.store import (
-    CLAIMED, CLOSED, QUEUED, InvalidInput, NewTicket, TicketConflict, TicketNotFound, TicketStore,
+    CLAIMED,
+    CLOSED,
+    QUEUED,
+    InvalidInput,
+    NewTicket,
+    TicketConflict,
+    TicketNotFound,
+    TicketStore,
 )
 from tests.support.handoff import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres
 
@@ -50,7 +57,7 @@ def clock():
 
 @pytest.fixture
 def store(database_url, clock):
-    upgrade_database(database_url)
+    upgrade_database(database_url, "handoff")
     engine = make_engine(database_url)
     yield TicketStore(engine, webhook_enabled=True, clock=clock)
     engine.dispose()
@@ -63,17 +70,35 @@ def _new(sender="user-1", priority=PRIORITY_OTHER, reason="user_request", **summ
 
 
 def test_migrations_create_every_table_and_are_idempotent(database_url):
-    upgrade_database(database_url)
-    upgrade_database(database_url)
+    upgrade_database(database_url, "handoff")
+    upgrade_database(database_url, "handoff")
     engine = make_engine(database_url)
     try:
         tables = set(inspect(engine).get_table_names())
         with engine.connect() as conn:
-            version = conn.execute(text("SELECT version_num FROM handoff_alembic_version")).scalar_one()
+            version = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
     finally:
         engine.dispose()
     assert {"handoff_tickets", "handoff_notes", "handoff_audit", "handoff_webhook_deliveries"} <= tables
     assert version == "0001_handoff_tables"
+
+
+def test_a_store_migrated_by_the_earlier_history_is_adopted_not_recreated(database_url, store):
+    ticket, _ = store.create_ticket(_new())
+    engine = make_engine(database_url)
+    legacy = LEGACY_VERSION_TABLES["handoff"]
+    try:
+        with engine.begin() as conn:  # the layout the earlier release left: its own version table only
+            conn.execute(text(f"CREATE TABLE {legacy} (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text(f"INSERT INTO {legacy} VALUES ('0001_handoff_tables')"))
+            conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+        upgrade_database(database_url, "handoff")
+        with engine.connect() as conn:
+            version = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+    finally:
+        engine.dispose()
+    assert version == "0001_handoff_tables"
+    assert store.get(ticket.id).sender_id == ticket.sender_id
 
 
 def test_a_new_ticket_is_queued_with_its_summary_transcript_and_audit(store):

@@ -8,8 +8,8 @@ import pytest
 
 from bot.channels.wechat_api import WeChatApiClient, WeChatApiError
 from bot.channels.wechat_store import open_store
-from tests.support.wechat_fake import FakeWeChatApi
 from tests.support.wechat import APPID, APPSECRET
+from tests.support.wechat_fake import FakeWeChatApi
 
 OPENID = "oApi-test-openid"
 

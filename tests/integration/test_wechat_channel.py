@@ -26,6 +26,11 @@ from bot.channels.wechat_identity import user_id
 from bot.channels.wechat_miniprogram import WeChatMiniProgramInput
 from bot.channels.wechat_push import MAX_BODY_BYTES
 from bot.channels.wechat_render import channel_texts
+from bot.channels.wechat_security import PushCrypto, sign
+from bot.channels.wechat_settings import WeChatSettings
+from bot.ops.servers import LOOPBACK, free_port
+from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, TOKEN, settings
+from tests.support.wechat_fake import FakeWeChatApi
 from tests.support.wechat_pushes import (
     SAMPLE_ORIGINAL_ID,
     event_message,
@@ -34,11 +39,6 @@ from tests.support.wechat_pushes import (
     signed_verification,
     text_message,
 )
-from bot.channels.wechat_security import PushCrypto, sign
-from bot.channels.wechat_settings import WeChatSettings
-from bot.ops.servers import LOOPBACK, free_port
-from tests.support.wechat_fake import FakeWeChatApi
-from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, TOKEN, settings
 
 WEBHOOK = "/webhooks/wechat_miniprogram/webhook"
 

@@ -19,8 +19,15 @@ from bot.channels.wechat_store import (
     hashed_key,
     open_store,
 )
-from tests.support.services import (PG_HOST, PG_PORT, REDIS_HOST, REDIS_PORT, postgres_reachable, redis_reachable,
-                                  throwaway_postgres)
+from tests.support.services import (
+    PG_HOST,
+    PG_PORT,
+    REDIS_HOST,
+    REDIS_PORT,
+    postgres_reachable,
+    redis_reachable,
+    throwaway_postgres,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from bot import PROJECT_ROOT
 from bot.ops.servers import LOOPBACK, free_port

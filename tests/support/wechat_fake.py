@@ -131,7 +131,7 @@ class FakeWeChatApi:
 
     # ------------------------------------------------------------------------------------------ running
 
-    async def start(self) -> "FakeWeChatApi":
+    async def start(self) -> FakeWeChatApi:
         """Serve in the running event loop."""
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self._token)
@@ -146,7 +146,7 @@ class FakeWeChatApi:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def start_in_thread(self) -> "FakeWeChatApi":
+    def start_in_thread(self) -> FakeWeChatApi:
         """Serve from a daemon thread with its own event loop; returns once it listens."""
         started = threading.Event()
 

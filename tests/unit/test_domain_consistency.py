@@ -1,9 +1,15 @@
-"""The domain, the rules and the actions agree: every core intent has an answering action and responses."""
+"""The domain, the rules, the vocabulary (bot.intents), config.yml and the actions agree: every core intent has an
+answering action and responses."""
 from __future__ import annotations
 
+import yaml
+
 from actions.guidance_actions import ACTION_FOR_TOPIC, GUIDANCE_ACTIONS, GuidanceAction
-from bot.project_files import dialogue_blocks
+from bot import PROJECT_ROOT
 from bot.guidance import TOPIC_RESPONSES
+from bot.intents import ALL_INTENTS, CORE_INTENTS, RISK_INTENTS
+from bot.project_files import dialogue_blocks
+from bot.texts import domain_responses
 
 
 def test_each_core_intent_is_answered_by_its_action_in_the_rules(domain):
@@ -51,3 +57,19 @@ def test_every_intent_is_answered_by_some_rule(domain):
     answered = {rule["steps"][0]["intent"] for rule in rules if "intent" in rule["steps"][0]}
     assert set(domain["intents"]) <= answered
     assert "nlu_fallback" in answered
+
+
+def test_the_vocabulary_module_names_exactly_the_domain_intents(domain):
+    assert sorted(ALL_INTENTS) == sorted(domain["intents"])
+    assert set(RISK_INTENTS) <= set(CORE_INTENTS)
+    assert set(ACTION_FOR_TOPIC) == set(CORE_INTENTS) - {"request_human"}
+
+
+def test_config_weights_exactly_the_risk_intents():
+    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text(encoding="utf-8"))
+    [blender] = [c for c in config["pipeline"] if c["name"].endswith("CharNgramIntentBlender")]
+    assert set(blender["intent_weights"]) == set(RISK_INTENTS)
+
+
+def test_bot_texts_are_read_as_rasa_reads_the_domain(domain):
+    assert domain_responses() == domain["responses"]

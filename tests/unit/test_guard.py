@@ -5,8 +5,8 @@ import asyncio
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 
-from bot.channels.message_guard import MAX_MESSAGE_CHARS, clean_text, guard_messages
-from bot.channels.notices import notice_text
+from bot.channels.guard import MAX_MESSAGE_CHARS, clean_text, guard_messages
+from bot.texts import response_text as notice_text
 
 
 def _screen(text, metadata=None):

@@ -4,12 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bot.guidance import TOPIC_RESPONSES, ConversationState, plan_guidance
-
-CORE_INTENTS = [
-    "seek_debt_agency", "seek_credit_repair", "agency_victim", "ask_evade_debt", "ask_legal_risk",
-    "ask_hardship_plan", "report_collection_abuse", "ask_credit_record", "ask_complaint_channel",
-    "express_distress", "request_human",
-]
+from bot.intents import CORE_INTENTS
 
 
 def _names(plan):

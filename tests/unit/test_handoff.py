@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
+from bot.db import upgrade_database
 from bot.handoff.auth import AgentAuth, AuthError
 from bot.handoff.config import HandoffConfigError, load_settings, parse_agent_tokens
-from bot.handoff.database import upgrade_database
 from bot.handoff.hours import OpeningHoursError, hours_from_mapping, hours_from_text, parse_span
 from bot.handoff.intake import HandoffContext, desk_is_up, open_handoff
 from bot.handoff.messages import agent_message_event, bot_event, render
 from bot.handoff.notifier import WebhookNotifier, signature, verify_signature
 from bot.handoff.priority import (
-    PRIORITY_DISTRESS, PRIORITY_OTHER, PRIORITY_VICTIM, handoff_reason, is_repeated_fallback, ticket_priority,
+    PRIORITY_DISTRESS,
+    PRIORITY_OTHER,
+    PRIORITY_VICTIM,
+    handoff_reason,
+    is_repeated_fallback,
+    ticket_priority,
 )
 from bot.handoff.store import NewTicket, TicketStore
 from bot.handoff.summary import build_summary, transcript
@@ -56,7 +59,7 @@ def test_opening_hours_are_checked_in_their_time_zone():
     assert hours.is_open(monday_morning)
     assert not hours.is_open(monday_morning - dt.timedelta(minutes=1))
     assert not hours.is_open(dt.datetime(2026, 11, 30, 21, 0, tzinfo=SHANGHAI))
-    assert hours.is_open(dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.timezone.utc))  # 09:00 in Shanghai
+    assert hours.is_open(dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC))  # 09:00 in Shanghai
     assert not hours.is_open(dt.datetime(2026, 12, 1, 12, 0, tzinfo=SHANGHAI))  # Tuesday: closed
     assert hours.is_open(dt.datetime(2026, 12, 5, 15, 59, tzinfo=SHANGHAI))  # Saturday
 
@@ -195,7 +198,7 @@ def test_signature_is_hmac_sha256_of_timestamp_and_body():
 
 def test_webhook_posts_signed_events_and_records_retries_and_failures(tmp_path):
     url = f"sqlite:///{tmp_path / 'hook.db'}"
-    upgrade_database(url)
+    upgrade_database(url, "handoff")
     clock_now = [dt.datetime(2026, 11, 30, 2, 0)]
     store = TicketStore.from_url(url, webhook_enabled=True)
     store.clock = lambda: clock_now[0]
@@ -229,7 +232,7 @@ def test_webhook_posts_signed_events_and_records_retries_and_failures(tmp_path):
 @pytest.fixture
 def intake_store(tmp_path):
     url = f"sqlite:///{tmp_path / 'intake.db'}"
-    upgrade_database(url)
+    upgrade_database(url, "handoff")
     return TicketStore.from_url(url)
 
 
@@ -309,7 +312,7 @@ def test_action_handoff_with_a_desk_opens_a_ticket_and_pauses(monkeypatch, tmp_p
     from actions import handoff_actions
 
     url = f"sqlite:///{tmp_path / 'action.db'}"
-    upgrade_database(url)
+    upgrade_database(url, "handoff")
     monkeypatch.setenv("HANDOFF_CONFIG", str(always_open_config(tmp_path)))
     monkeypatch.setenv("HANDOFF_DATABASE_URL", url)
     monkeypatch.setenv("HANDOFF_DESK_URL", "http://127.0.0.1:9")

@@ -134,7 +134,7 @@ def _validate(slot, value, text, slots=None):
 def test_invalid_answer_is_re_asked_once_then_skipped():
     result, said = _validate("monthly_repayment_capacity", "-500", "-500")
     assert result == {"monthly_repayment_capacity": None, "hardship_form_retries": {"monthly_repayment_capacity": 1}}
-    assert said == ["utter_hardship_reask"]
+    assert said == ["utter_hardship_reask_monthly_repayment_capacity"]
     result, said = _validate("monthly_repayment_capacity", "abc", "abc",
                              {"hardship_form_retries": {"monthly_repayment_capacity": 1}})
     assert result == {"monthly_repayment_capacity": UNSTATED} and said == ["utter_hardship_skip"]

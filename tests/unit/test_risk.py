@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.risk import RISK_LEVELS, SEGMENTS, default_risk_engine, load_lexicon
+from bot.knowledge import load_lexicon
+from bot.risk import RISK_LEVELS, SEGMENTS, default_risk_engine
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot import PROJECT_ROOT
+from bot.intents import RISK_INTENTS
 from bot.nlu.blend_tuning import decide
-from bot.nlu.evaluation import RISK_INTENTS
 from bot.nlu.risk_fallback import RiskAwareFallbackClassifier
 
 RISK = ["seek_credit_repair", "express_distress"]

@@ -7,10 +7,10 @@ import time
 import pytest
 
 from bot.channels.wechat_push import MAX_BODY_BYTES, read_push, verify_url
-from tests.support.wechat_pushes import event_message, media_message, signed_request, signed_verification, text_message
 from bot.channels.wechat_security import PushCrypto, PushRejected, check_timestamp, sign
 from bot.channels.wechat_settings import WeChatSettings
 from tests.support.wechat import APPID, OTHER_AES_KEY, TOKEN, environment, settings
+from tests.support.wechat_pushes import event_message, media_message, signed_request, signed_verification, text_message
 
 OPENID = "oTest-openid-push"
 

@@ -119,7 +119,7 @@ def test_handoff_queued_requests_a_transfer_only_when_enabled():
 
 
 def test_long_texts_are_split_below_the_byte_limit_at_line_breaks():
-    paragraph = "\n".join("第{}行：".format(i) + "欠" * 60 for i in range(40))
+    paragraph = "\n".join(f"第{i}行：" + "欠" * 60 for i in range(40))
     turn = render_turn([{"text": paragraph}], QUOTA_AFTER_MESSAGE, PLAIN)
     texts = _texts(turn)
     assert len(texts) > 1 and all(len(t.encode("utf-8")) <= MAX_TEXT_BYTES for t in texts)

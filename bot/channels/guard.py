@@ -13,10 +13,19 @@ from typing import Awaitable, Callable
 
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels.notices import EMPTY_MESSAGE, MESSAGE_TOO_LONG, PRIVACY_NOTICE, notice_text
 from bot.privacy import mask_pii_with_counts
+from bot.texts import response_text
 
 logger = logging.getLogger(__name__)
+
+EMPTY_MESSAGE = "utter_empty_message"
+"""The response answering a message with nothing in it."""
+
+MESSAGE_TOO_LONG = "utter_message_too_long"
+"""The response answering a message over MAX_MESSAGE_CHARS."""
+
+PRIVACY_NOTICE = "utter_privacy_notice"
+"""The response telling the user that personal data was masked."""
 
 MAX_MESSAGE_CHARS = 2000
 """Longest user message (in characters, after stripping) passed to the dialogue; longer ones are refused with
@@ -35,7 +44,7 @@ def clean_text(text: object) -> str:
 
 
 async def _reply(message: UserMessage, response_name: str) -> None:
-    await message.output_channel.send_response(message.sender_id, {"text": notice_text(response_name)})
+    await message.output_channel.send_response(message.sender_id, {"text": response_text(response_name)})
 
 
 def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:

@@ -9,7 +9,7 @@ from alembic import op
 
 revision = "0001_handoff_tables"
 down_revision = None
-branch_labels = None
+branch_labels = ("handoff",)
 depends_on = None
 
 

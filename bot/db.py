@@ -1,0 +1,93 @@
+"""One way to reach every SQL store of the project: the engine factory and the Alembic history.
+
+The ticket store (bot.handoff.store) and the WeChat channel's store (bot.channels.wechat.store.sql) are
+SQLAlchemy Core tables. Their schemas are created and changed only by the migrations in ``bot/migrations/``,
+one Alembic history with a branch per store (``handoff``, ``wechat``), so that each store can live in its own
+database or share one, and each upgrades only its own tables.
+
+SQLite (the embedded default, files under ``var/``) runs in WAL mode with a generous busy timeout, so that
+several processes can write while others read; PostgreSQL needs nothing special. Errors never quote bound
+parameters (``hide_parameters``): a failing statement must not copy a user's data into a log.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine, create_engine, make_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+"""Alembic's script location."""
+
+VERSION_TABLE = "bot_alembic_version"
+"""Alembic's bookkeeping table (one row per branch head), named so it never collides with Rasa's tables in a
+shared database."""
+
+LEGACY_VERSION_TABLES = {"handoff": "handoff_alembic_version"}
+"""Version tables of earlier releases, per branch: a database migrated by them is adopted, not re-created."""
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+"""How long a SQLite writer waits for another one before failing, in seconds."""
+
+BRANCHES = ("handoff", "wechat")
+"""The stores with tables in the history (Alembic branch labels)."""
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy 2.0-style engine (``future=True``) for ``url``, creating a SQLite file's folder.
+
+    Raises sqlalchemy.exc.ArgumentError for a malformed URL.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, future=True, pool_pre_ping=True, hide_parameters=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, hide_parameters=True,
+                           connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def upgrade_database(url: str, branch: str) -> None:
+    """Run the migrations of ``branch`` (one of BRANCHES) on ``url`` up to its head.
+
+    Idempotent: creates the branch's tables the first time, applies newer migrations later. Raises ValueError
+    for an unknown branch, alembic/SQLAlchemy errors if the database is unreachable or a migration fails.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown store {branch!r}; the history has {', '.join(BRANCHES)}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            _adopt_legacy_version(connection, branch, config)
+            command.upgrade(config, f"{branch}@head")
+    finally:
+        engine.dispose()
+
+
+def _adopt_legacy_version(connection: Any, branch: str, config: Any) -> None:
+    """Stamp ``branch`` at the revision an earlier release's own version table records, once."""
+    from alembic import command
+
+    legacy = LEGACY_VERSION_TABLES.get(branch)
+    tables = set(inspect(connection).get_table_names())
+    if legacy is None or legacy not in tables or VERSION_TABLE in tables:
+        return
+    revision = connection.exec_driver_sql(f"SELECT version_num FROM {legacy}").scalar()
+    if revision:
+        command.stamp(config, revision)

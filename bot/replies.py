@@ -1,0 +1,52 @@
+"""What an action sends: a domain response by name with the values for its placeholders, and the line naming
+a lender's own channel.
+
+Every planner (bot.guidance, bot.hardship, bot.handoff.intake) returns a list of :class:`ReplyInstruction`;
+the actions turn each into one ``dispatcher.utter_message(response=..., **variables)``
+(``actions/replies.py``), and Rasa's NLG fills the text from ``domain/``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from bot.directory import find_institutions_in_text, institution_numbers, is_deploying, resolve_institution
+from bot.knowledge import Institution, Knowledge
+
+
+@dataclass(frozen=True)
+class ReplyInstruction:
+    """One reply: ``response`` is a response name in domain/, ``variables`` fill its ``{placeholders}``."""
+
+    response: str
+    variables: Dict[str, str] = field(default_factory=dict)
+
+
+def identify_institution(bank: Optional[str], text: str, knowledge: Knowledge) -> Optional[Institution]:
+    """The user's lender: the ``bank`` slot if it resolves, else the first institution named in ``text`` (the
+    latest, masked message), else None. An unknown name never yields a guessed institution."""
+    institution = resolve_institution(bank, knowledge)
+    if institution is None and text:
+        named = find_institutions_in_text(text, knowledge)
+        institution = named[0] if named else None
+    return institution
+
+
+def bank_line(institution: Institution, knowledge: Knowledge, app_hint: str = "") -> ReplyInstruction:
+    """The reply naming ``institution``'s own channel, with every knowledge value for the placeholders.
+
+    * the deploying bank (data/knowledge/deployment.yml) with a number: ``utter_bank_channel_deploying``, its
+      own numbers (which it supplied, so no caveat) and ``app_hint`` (the in-app path, or "");
+    * another lender with a sourced number: ``utter_bank_channel``, whose text carries the caveat that the
+      number is from public sources and that the number on the card or in the official app comes first;
+    * no sourced number: ``utter_bank_channel_no_number`` (the card or the official app only).
+    Numbers come only from banks.yml and deployment.yml (shared/DOMAIN.md §4).
+    """
+    numbers = institution_numbers(institution, knowledge)
+    variables = {**knowledge.template_values(), "bank_name": institution.name, "app_path_hint": app_hint}
+    if not numbers:
+        return ReplyInstruction("utter_bank_channel_no_number", variables)
+    variables["bank_numbers"] = "，".join(numbers)
+    if is_deploying(institution, knowledge):
+        return ReplyInstruction("utter_bank_channel_deploying", variables)
+    return ReplyInstruction("utter_bank_channel", variables)
