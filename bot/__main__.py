@@ -8,6 +8,7 @@
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
+* ``nlu-report`` render ``reports/nlu/README.md`` from the figures in ``reports/nlu/*.json``;
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
   (bot.nlu.blend_tuning; trains five NLU models).
 """
@@ -125,6 +126,7 @@ def main(argv=None) -> int:
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
     evaluate.add_argument("--no-cross-validation", action="store_true",
                           help="skip the 5-fold cross-validation (which trains five models)")
+    commands.add_parser("nlu-report", help="render reports/nlu/README.md from the figures in reports/nlu/*.json")
     commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
                                            "on the training data (trains five NLU models)")
     referrals = commands.add_parser("referrals", help="count referrals to official channels")
@@ -148,6 +150,11 @@ def main(argv=None) -> int:
         from bot.nlu.evaluation import evaluate as run_evaluation
 
         run_evaluation(cross_validation=not args.no_cross_validation)
+        return 0
+    if args.command == "nlu-report":
+        from bot.nlu.report import write_report
+
+        print(f"Written: {write_report()}")
         return 0
     if args.command == "tune-blend":
         from bot.nlu.blend_tuning import tune

@@ -11,7 +11,7 @@
    fallback below the threshold or within 0.05 of the runner-up), and prints macro-F1 and pooled
    risk-intent recall (diet_weight 0 is the char model alone);
 5. names the recommended row (``choose``): the highest pooled risk-intent recall among the rows within
-   MACRO_F1_TOLERANCE of the best macro-F1, because missing a risk intent is the worst failure (issue 3).
+   MACRO_F1_TOLERANCE of the best macro-F1, because missing a risk intent is the worst failure (docs/nlu-evaluation.md).
 
 The held-out file is never read. Figures go to ``reports/nlu/blend_tuning.json``.
 """
@@ -24,7 +24,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from bot import PROJECT_ROOT
 from bot.intents import RISK_INTENTS
-from bot.nlu.evaluation import REPORT_DIR, _report, _summary
+from bot.nlu.evaluation import _report, _summary
+from bot.nlu.report import REPORT_DIR, write_report
 
 Ranking = List[Tuple[str, float]]
 """An intent ranking: (intent, confidence) pairs."""
@@ -182,5 +183,8 @@ def tune(folds: int = 5) -> List[Dict[str, object]]:
     (REPORT_DIR / "blend_tuning.json").write_text(
         json.dumps({"folds": folds, "macro_f1_tolerance": MACRO_F1_TOLERANCE, "recommended": chosen, "rows": rows},
                    indent=2) + "\n")
-    print(f"\nWritten: {REPORT_DIR / 'blend_tuning.json'}")
+    written = [str(REPORT_DIR / "blend_tuning.json")]
+    if (REPORT_DIR / "evaluation.json").exists():
+        written.append(str(write_report()))
+    print(f"\nWritten: {', '.join(written)}")
     return rows

@@ -1,7 +1,7 @@
 """Rasa's FallbackClassifier, except that a risk intent at the top of the ranking is never replaced, and a
 message with nothing to read always is.
 
-Why: issue 3 names missing a request for a grey-industry service, a victim or a person in despair as the worst
+Why: missing a request for a grey-industry service, a victim or a person in despair is the assistant's worst
 failure. Rasa's FallbackClassifier turns an unsure or ambiguous prediction into ``nlu_fallback`` and the bot
 asks the user to rephrase; for a risk intent that throws away the warning the user needed, while answering a
 risk intent that was not meant costs one unneeded warning. So when the top intent (after

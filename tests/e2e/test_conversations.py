@@ -1,4 +1,4 @@
-"""End to end over REST: risk signals across turns (issue 3) and the hardship-plan form (issue 4)."""
+"""End to end over REST: risk signals across turns and the hardship-plan form."""
 from __future__ import annotations
 
 import uuid
