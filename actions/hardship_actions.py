@@ -35,6 +35,7 @@ class ValidateHardshipPlanForm(FormValidationAction):
     """Validates each answer of ``hardship_plan_form`` with bot.hardship's readers."""
 
     def name(self) -> Text:
+        """The form validation action's name in the domain."""
         return "validate_hardship_plan_form"
 
     def validate_bank(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
@@ -91,10 +92,12 @@ class ActionGiveHardshipPlan(Action):
     """Hand over the plan (text plus a channel_card payload) and record the referrals."""
 
     def name(self) -> Text:
+        """The action's name in the domain."""
         return "action_give_hardship_plan"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
+        """Send the plan; set ``referrals`` and reset the re-ask counters."""
         plan = hardship.build_plan(hardship_case(tracker), default_knowledge())
         send_replies(dispatcher, plan.replies)
         dispatcher.utter_message(json_message=plan.channel_card)
@@ -106,10 +109,12 @@ class ActionStopHardshipForm(Action):
     """Stop the form at the user's wish and clear what it collected, so nothing half-filled lingers."""
 
     def name(self) -> Text:
+        """The action's name in the domain."""
         return "action_stop_hardship_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
+        """Say so, deactivate the form and clear the slots only the form fills."""
         dispatcher.utter_message(response="utter_hardship_form_stopped")
         return [ActiveLoop(None), SlotSet("requested_slot", None), SlotSet("hardship_form_retries", None),
                 *(SlotSet(name, None) for name in hardship.FORM_ONLY_SLOTS)]

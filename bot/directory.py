@@ -106,7 +106,7 @@ def _tel(number: str) -> str:
 
 
 def bank_channel_card(institutions: List[Institution], knowledge: Knowledge, reason: str) -> Dict[str, Any]:
-    """A ``channel_card`` custom payload (docs/channel-payloads.md) for the institutions, then the regulator.
+    """A ``channel_card`` custom payload (docs/channels/payloads.md) for the institutions, then the regulator.
 
     Every number comes from data/knowledge/ (banks.yml, deployment.yml, channels.yml); numbers of the
     deploying bank are ``confirmed`` (the bank supplied them), directory numbers keep their status.

@@ -196,7 +196,8 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     deploying = deploying_institution(knowledge)
     app_path = knowledge.deployment.hardship_app_path if knowledge.deployment else None
     lender_name = institution.name if institution else ("发卡银行" if case.debt_type in _CARD_LIKE else "贷款机构")
-    is_online = (institution is not None and institution.kind == "online_lender") or case.debt_type in ("网贷", "消费贷")
+    is_online = ((institution is not None and institution.kind == "online_lender")
+                 or case.debt_type in ("网贷", "消费贷"))
     deploying_hint = f"在App里可以这样找：{app_path}。" if app_path else ""
     app_hint = deploying_hint if institution is None or is_deploying(institution, knowledge) else ""
     variables = {**facts, "lender_name": lender_name, "app_path_hint": app_hint}

@@ -15,7 +15,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Literal, Optional
+from typing import Dict, List, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, Extra, ValidationError, root_validator, validator
@@ -191,7 +191,10 @@ class Knowledge(BaseModel):
     def statable_texts(self) -> List[str]:
         """Every text a reply may take numbers from: fact values, caveats and institution numbers."""
         texts = [fact.rendered() for fact in self.facts()]
-        for inst in [*self.institutions, *([self.deployment] if self.deployment else [])]:
+        numbered: List[Union[Institution, Deployment]] = [*self.institutions]
+        if self.deployment:
+            numbered.append(self.deployment)
+        for inst in numbered:
             texts += [n for n in (inst.service_number, inst.credit_card_number) if n]
         texts.append(self.bank_advice)
         if self.deployment and self.deployment.hardship_app_path:

@@ -37,7 +37,7 @@ def is_valid_resident_id(candidate: str) -> bool:
     """True if ``candidate`` (18 chars) has a valid GB 11643-1999 check character (X case-insensitive)."""
     if len(candidate) != 18 or not candidate[:17].isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(candidate[:17], _ID_WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(candidate[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == candidate[17].upper()
 
 

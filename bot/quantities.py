@@ -42,8 +42,8 @@ def parse_chinese_integer(text: str) -> Optional[int]:
             digit, last_unit = None, unit
     if digit is not None:
         # "两千五" means 2500: a trailing digit after a unit is one step below that unit
-        step_down = last_unit and last_unit >= 100 and len(text) >= 3 and not zero_seen
-        total += digit * (last_unit // 10 if step_down else 1)
+        step_down = last_unit is not None and last_unit >= 100 and len(text) >= 3 and not zero_seen
+        total += digit * (last_unit // 10 if step_down and last_unit is not None else 1)
     return total
 
 

@@ -2,8 +2,9 @@
 
 Combines three sources:
 
-* the tactics lexicon ``data/knowledge/tactics.yml`` (loaded by bot.knowledge) (promises, fees, data demands, methods, victim events),
-  matched against the normalised text (``bot.text_normalisation.compact``), with negation ("还没交钱") ignored;
+* the tactics lexicon ``data/knowledge/tactics.yml`` (promises, fees, data demands, methods, victim events;
+  loaded by bot.knowledge), matched against the normalised text (``bot.text_normalisation.compact``), with
+  negation ("还没交钱") ignored;
 * the NLU intent of the message;
 * what earlier turns revealed (the ``red_flags``, ``risk_level`` and ``user_segment`` slots): a victim stays a
   victim, red flags accumulate, and the risk level never drops within a conversation.

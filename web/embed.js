@@ -470,7 +470,7 @@
         addChannelCard(custom);
       } else if (custom.type === "handoff") {
         handleHandoff(custom, restoring);
-      } // other types are skipped: the same response also says it in text (docs/channel-payloads.md)
+      } // other types are skipped: the same response also says it in text (docs/channels/payloads.md)
       var replies = data.quick_replies || data.buttons;
       if (Array.isArray(replies) && replies.length) {
         addQuickReplies(replies);

@@ -52,6 +52,7 @@ class ValidatedRestInput(RestInput):
 
     @classmethod
     def name(cls) -> str:
+        """``rest``, the name of Rasa's own REST channel, so that clients and ``output_channel`` stay the same."""
         return "rest"
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:

@@ -8,7 +8,7 @@ python-socketio 5.x that Rasa's dependency set resolves to here (5.18) ``AsyncSe
 coroutine, so the client never joins its session room and never receives a reply. The ``session_request``
 handler is re-registered here with the same behaviour and the call awaited.
 
-And it fixes custom payloads (docs/channel-payloads.md): Rasa's ``SocketIOOutput.send_custom_json`` passes the
+And it fixes custom payloads (docs/channels/payloads.md): Rasa's ``SocketIOOutput.send_custom_json`` passes the
 payload's keys as keyword arguments to ``sio.emit`` (``emit(evt, type=..., status=...)``), which raises a
 ``TypeError``. :class:`CustomPayloadSocketIOOutput` emits the payload itself as the ``bot_uttered`` data, and
 the ``user_uttered`` handler is re-registered to use it (Rasa's creates its own output object).
@@ -40,6 +40,7 @@ class ScreenedSocketIOInput(SocketIOInput):
 
     @classmethod
     def name(cls) -> str:
+        """``socketio``, the name of Rasa's own channel, so that clients and ``output_channel`` stay the same."""
         return "socketio"
 
     def get_output_channel(self) -> Optional[CustomPayloadSocketIOOutput]:

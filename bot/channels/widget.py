@@ -81,13 +81,13 @@ def _quick_replies(data: Dict[str, Any]) -> List[Dict[str, str]]:
 def session_transcript(events: Iterable[Any], limit: int = MAX_HISTORY_MESSAGES) -> List[Dict[str, Any]]:
     """The messages of a conversation as the widget shows them, oldest first (at most ``limit``, the latest).
 
-    Each item is ``{"from": "user", "text": ...}``, ``{"from": "user", "payload": ...}`` or ``{"from": "bot", "text": ..., "quick_replies":
-    [{"title", "payload"}], "custom": {...}}`` (the last two only when present). User texts are the ones the
-    tracker stored, which the channel layer masked before storage; they are masked again here as a second
-    line of defence. A user message that was a button payload (``/intent``) is shown as the button's title
-    when the previous bot message offered that button; otherwise it is returned as ``{"from": "user",
-    "payload": "/intent"}`` (entities cut off) and the page decides (it shows its 转人工 button's payload as
-    the button's label and hides the initial ``/greet``).
+    Each item is ``{"from": "user", "text": ...}``, ``{"from": "user", "payload": ...}`` or ``{"from": "bot",
+    "text": ..., "quick_replies": [{"title", "payload"}], "custom": {...}}`` (the last two only when present). User
+    texts are the ones the tracker stored, which the channel layer masked before storage; they are masked again here
+    as a second line of defence. A user message that was a button payload (``/intent``) is shown as the button's
+    title when the previous bot message offered that button; otherwise it is returned as ``{"from": "user",
+    "payload": "/intent"}`` (entities cut off) and the page decides (it shows its 转人工 button's payload as the
+    button's label and hides the initial ``/greet``).
     """
     messages: List[Dict[str, Any]] = []
     offered: Dict[str, str] = {}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
 
 from bot import PROJECT_ROOT
 from bot.intents import RISK_INTENTS
@@ -67,7 +67,7 @@ def decide(diet: Ranking, char: Mapping[str, float], diet_weight: float, risk_we
 
 
 def score_grid(labels: Sequence[str], diet: Sequence[Ranking], char_by_c: Mapping[float, Sequence[Mapping[str, float]]],
-               grid: Mapping[str, Iterable[float]] = GRID) -> List[Dict[str, object]]:
+               grid: Mapping[str, Iterable[Any]] = GRID) -> List[Dict[str, Any]]:
     """Macro-F1 and pooled risk-intent recall for each combination of settings, best macro-F1 first.
 
     ``labels[i]`` is the true intent of message i, ``diet[i]`` DIET's ranking for it and ``char_by_c[C][i]``
@@ -76,7 +76,7 @@ def score_grid(labels: Sequence[str], diet: Sequence[Ranking], char_by_c: Mappin
     rows = []
     for weight, c, risk, threshold, exempt in itertools.product(
             grid["diet_weight"], grid["C"], grid["risk_weight"], grid["threshold"], grid.get("risk_exempt", (False,))):
-        predicted = [decide(d, p, weight, risk, threshold, exempt) for d, p in zip(diet, char_by_c[c])]
+        predicted = [decide(d, p, weight, risk, threshold, exempt) for d, p in zip(diet, char_by_c[c], strict=True)]
         summary = _summary(_report(labels, predicted))
         rows.append({"diet_weight": weight, "C": c, "risk_weight": risk, "threshold": threshold, "risk_exempt": exempt,
                      "macro_f1": summary["macro_f1"], "risk_recall_pooled": summary["risk_recall_pooled"],
@@ -84,7 +84,7 @@ def score_grid(labels: Sequence[str], diet: Sequence[Ranking], char_by_c: Mappin
     return sorted(rows, key=lambda row: (-row["macro_f1"], -row["risk_recall_pooled"]))
 
 
-def choose(rows: Sequence[Mapping[str, object]], tolerance: float = MACRO_F1_TOLERANCE) -> Mapping[str, object]:
+def choose(rows: Sequence[Mapping[str, Any]], tolerance: float = MACRO_F1_TOLERANCE) -> Mapping[str, Any]:
     """The recommended row of ``score_grid``'s output.
 
     Among rows whose macro-F1 is at least (best macro-F1 - ``tolerance``), the one with the highest pooled
@@ -101,7 +101,7 @@ def choose(rows: Sequence[Mapping[str, object]], tolerance: float = MACRO_F1_TOL
                                           -int(row["fallbacks"])))
 
 
-def _format_row(row: Mapping[str, object]) -> str:
+def _format_row(row: Mapping[str, Any]) -> str:
     return (f"{row['diet_weight']:>11.1f} {row['C']:>5.0f} {row['risk_weight']:>11.1f} {row['threshold']:>9.1f} "
             f"{str(row.get('risk_exempt', False)):>11s} "
             f"{row['macro_f1']:>8.3f} {row['risk_recall_pooled']:>11.3f} {row['fallbacks']:>9d}")
@@ -144,10 +144,10 @@ def _fold_rankings(folds: int) -> Tuple[List[str], List[str], List[Ranking], Lis
             logging.getLogger("rasa").setLevel(logging.WARNING)
             agent = Agent.load(model)
 
-            async def parse_all(indices: Sequence[int]) -> List[dict]:
-                return [await agent.parse_message(texts[i]) for i in indices]
+            async def parse_all(indices: Sequence[int], loaded: Agent = agent) -> List[dict]:
+                return [await loaded.parse_message(texts[i]) for i in indices]
 
-            for i, parsed in zip(test_index, asyncio.run(parse_all(test_index))):
+            for i, parsed in zip(test_index, asyncio.run(parse_all(test_index)), strict=True):
                 diet[i] = [(r["name"], r["confidence"]) for r in parsed["intent_ranking"]
                            if r["name"] != "nlu_fallback"]
             splits.append((list(train_index), list(test_index)))
@@ -162,18 +162,18 @@ def _char_probabilities(texts: Sequence[str], labels: Sequence[str], splits, c: 
     for train_index, test_index in splits:
         model = char_ngram_classifier(c, preprocessor=normalise_text)
         model.fit([texts[i] for i in train_index], [labels[i] for i in train_index])
-        for i, row in zip(test_index, model.predict_proba([texts[i] for i in test_index])):
-            probabilities[i] = {str(name): float(p) for name, p in zip(model.classes_, row)}
+        for i, row in zip(test_index, model.predict_proba([texts[i] for i in test_index]), strict=True):
+            probabilities[i] = {str(name): float(p) for name, p in zip(model.classes_, row, strict=True)}
     return probabilities
 
 
-def tune(folds: int = 5) -> List[Dict[str, object]]:
+def tune(folds: int = 5) -> List[Dict[str, Any]]:
     """Run the cross-validated grid (trains ``folds`` NLU models), print the best rows, write the JSON."""
     texts, labels, diet, splits = _fold_rankings(folds)
     char_by_c = {c: _char_probabilities(texts, labels, splits, c) for c in GRID["C"]}
     rows = score_grid(labels, diet, char_by_c)
-    print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'risk_exempt':>11s} {'macro-F1':>8s} "
-          f"{'risk recall':>11s} {'fallbacks':>9s}")
+    print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'risk_exempt':>11s} "
+          f"{'macro-F1':>8s} {'risk recall':>11s} {'fallbacks':>9s}")
     for row in rows[:15]:
         print(_format_row(row))
     chosen = choose(rows)

@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 from bot import PROJECT_ROOT
 from bot.intents import RISK_INTENTS
@@ -55,7 +55,7 @@ def _report(true: Sequence[str], predicted: Sequence[str]) -> Dict[str, Dict[str
     return classification_report(true, predicted, labels=sorted(set(true)), output_dict=True, zero_division=0)
 
 
-def _summary(report: Dict[str, Dict[str, float]]) -> Dict[str, object]:
+def _summary(report: Dict[str, Dict[str, float]]) -> Dict[str, Any]:
     """Macro-F1, recall of each risk intent, pooled risk recall (share of all risk-intent messages recognised)
     and per-intent scores, rounded to 4 places, from a scikit-learn classification report dict."""
     per_intent = {name: {k: round(v, 4) for k, v in scores.items() if isinstance(v, (int, float))}
@@ -90,7 +90,7 @@ def paired_comparison(true: Sequence[str], first: Sequence[str], second: Sequenc
     if not len(true) == len(first) == len(second):
         raise ValueError("true, first and second must be parallel lists")
     counts = {"only_first_right": 0, "only_second_right": 0, "both_right": 0, "both_wrong": 0}
-    for label, a, b in zip(true, first, second):
+    for label, a, b in zip(true, first, second, strict=True):
         if only and label not in only:
             continue
         key = {(True, True): "both_right", (True, False): "only_first_right",
@@ -112,7 +112,7 @@ def baseline_predictions(train_texts: Sequence[str], train_labels: Sequence[str]
     return list(model.predict(list(test_texts)))
 
 
-def baseline_cross_validation(texts: Sequence[str], labels: Sequence[str], folds: int = 5) -> Dict[str, object]:
+def baseline_cross_validation(texts: Sequence[str], labels: Sequence[str], folds: int = 5) -> Dict[str, Any]:
     """Stratified k-fold cross-validation of the baseline on the training data (seeded)."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -149,7 +149,7 @@ def pipeline_predictions(model: Path, texts: Sequence[str]) -> List[str]:
     return asyncio.run(parse_all())
 
 
-def pipeline_cross_validation(out: Path, folds: int = 5) -> Dict[str, object]:
+def pipeline_cross_validation(out: Path, folds: int = 5) -> Dict[str, Any]:
     """``rasa test nlu --cross-validation`` on the training data (trains ``folds`` NLU models)."""
     _rasa("test", "nlu", "--nlu", "data/nlu", "--config", "config.yml", "--cross-validation",
           "--folds", str(folds), "--out", str(out))
@@ -163,7 +163,7 @@ def risk_route_recall(texts: Sequence[str], labels: Sequence[str], predicted: Se
     from bot.risk import default_risk_engine
 
     engine = default_risk_engine()
-    relevant = [(t, p) for t, l, p in zip(texts, labels, predicted) if l in RISK_INTENTS]
+    relevant = [(t, p) for t, label, p in zip(texts, labels, predicted, strict=True) if label in RISK_INTENTS]
     caught = sum(1 for t, p in relevant if p in RISK_INTENTS or engine.find_flags(t))
     return round(caught / len(relevant), 4) if relevant else 0.0
 
@@ -193,24 +193,24 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _recall_with_counts(summary: Dict[str, object], intent: str) -> str:
+def _recall_with_counts(summary: Dict[str, Any], intent: str) -> str:
     """'0.967 (145/150)': recall to three places with the messages behind it, so that a figure just under a
     target is not printed rounded up to it."""
-    scores = summary["per_intent"].get(intent, {})  # type: ignore[union-attr]
+    scores = summary["per_intent"].get(intent, {})
     support = int(scores.get("support", 0))
     recall = float(scores.get("recall", 0.0))
     return f"{recall:.3f} ({round(recall * support)}/{support})"
 
 
-def _print_table(pipeline: Dict[str, object], baseline: Dict[str, object]) -> None:
+def _print_table(pipeline: Dict[str, Any], baseline: Dict[str, Any]) -> None:
     print(f"{'intent':26s} {'pipeline P/R/F1':>22s}   {'baseline P/R/F1':>22s}")
-    for intent, scores in sorted(pipeline["per_intent"].items()):  # type: ignore[union-attr]
-        other = baseline["per_intent"].get(intent, {})  # type: ignore[union-attr]
+    for intent, scores in sorted(pipeline["per_intent"].items()):
+        other = baseline["per_intent"].get(intent, {})
         row = lambda s: f"{s.get('precision', 0):.2f}/{s.get('recall', 0):.2f}/{s.get('f1-score', 0):.2f}"  # noqa: E731
         print(f"{intent:26s} {row(scores):>22s}   {row(other):>22s}")
 
 
-def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]:
+def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, Any]:
     """Run the whole evaluation, print the figures, write reports/nlu/; returns the figures as a dict."""
     from bot.ops.model_store import ensure_model
 
@@ -226,7 +226,7 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
     baseline = _summary(_report(test_labels, baseline_predicted))
     _confusion_png(test_labels, baseline_predicted, REPORT_DIR / "baseline_confusion_matrix.png",
                    "baseline (char TF-IDF + logistic regression) on the held-out file")
-    figures: Dict[str, object] = {
+    figures: Dict[str, Any] = {
         "measured": dt.date.today().isoformat(),
         "commit": _git_commit(),
         "holdout_examples": len(test_texts),
@@ -254,7 +254,7 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
           f"baseline {baseline['risk_recall_pooled']:.3f}")
     print(f"risk answer given (intent or lexicon): {figures['risk_route_recall']}")
     print(f"pipeline fallbacks (asked to rephrase, counted as misses): {figures['pipeline_fallbacks']}")
-    for scope, pair in figures["pipeline_vs_baseline"].items():  # type: ignore[union-attr]
+    for scope, pair in figures["pipeline_vs_baseline"].items():
         print(f"pipeline vs baseline, {scope.replace('_', ' ')}: only pipeline right {pair['only_first_right']}, "
               f"only baseline right {pair['only_second_right']}, McNemar exact p = {pair['p_value']:.3f}")
     if cross_validation:
@@ -264,9 +264,9 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, object]
             "baseline": baseline_cross_validation(train_texts, train_labels, folds),
         }
         cv = figures["cross_validation"]
-        print(f"{folds}-fold cross-validation macro-F1: pipeline {cv['pipeline']['macro_f1']:.3f}, "  # type: ignore[index]
+        print(f"{folds}-fold cross-validation macro-F1: pipeline {cv['pipeline']['macro_f1']:.3f}, "
               f"baseline {cv['baseline']['macro_f1']:.3f}; pooled risk-intent recall: pipeline "
-              f"{cv['pipeline']['risk_recall_pooled']:.3f}, baseline {cv['baseline']['risk_recall_pooled']:.3f}")  # type: ignore[index]
+              f"{cv['pipeline']['risk_recall_pooled']:.3f}, baseline {cv['baseline']['risk_recall_pooled']:.3f}")
     (REPORT_DIR / "evaluation.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n")
     print(f"\nWritten: {REPORT_DIR / 'evaluation.json'}, confusion matrices and {write_report()}")
     return figures

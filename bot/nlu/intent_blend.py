@@ -178,7 +178,8 @@ class CharNgramIntentBlender(GraphComponent, IntentClassifier):
             return list(diet_ranking)
         weight = float(self._config["diet_weight"])
         probabilities = self._model.predict_proba([text or ""])[0]
-        blended = {str(name): (1.0 - weight) * float(p) for name, p in zip(self._model.classes_, probabilities)}
+        blended = {str(name): (1.0 - weight) * float(p)
+                   for name, p in zip(self._model.classes_, probabilities, strict=True)}
         for entry in diet_ranking:
             name = entry.get("name")
             if name:

@@ -1,5 +1,6 @@
 """The bank-app widget in a real browser: Debian's headless Chromium driven by Playwright, against the real Rasa
-and action servers (started as in tests/e2e/test_rest_and_socketio.py), on a 375 x 812 phone viewport unless said otherwise.
+and action servers (started as in tests/e2e/test_rest_and_socketio.py), on a 375 x 812 phone viewport unless said
+otherwise.
 
 Each test opens the page in a fresh browser context, so it starts a conversation of its own. The server
 restart test runs last: it stops the pair and starts it again on the same ports.
@@ -245,7 +246,7 @@ def test_agent_desk_states_are_shown_until_closed(page, live):
 
 
 def test_channel_cards_get_a_call_button_and_unsafe_links_are_not_links(page, live):
-    """The channel_card payload of docs/channel-payloads.md (the bot sends them once another issue lands)."""
+    """The channel_card payload of docs/channels/payloads.md, as the hardship plan sends it."""
     open_chat(page, live["servers"])
     page.evaluate("""window.debtHelpChat.receive({type: 'channel_card', title: '招商银行', reason: 'hardship_plan',
         channels: [{label: '客服电话', number: '95555', tel: 'tel:95555', status: 'unconfirmed'},

@@ -21,12 +21,14 @@ def test_risk_signal_inside_a_collection_complaint_gets_both_answers(servers):
 
 
 def test_false_promises_are_answered_one_by_one(servers):
-    text = joined_text(rest_say(servers, _sender("promise"), "有个协商公司说不成功不收费，包上岸，让我找他们办停息挂账"))
+    message = "有个协商公司说不成功不收费，包上岸，让我找他们办停息挂账"
+    text = joined_text(rest_say(servers, _sender("promise"), message))
     assert "不成功不收费" in text and "删不掉" in text
 
 
 def test_victim_is_told_to_stop_the_loss_and_report(servers):
-    text = joined_text(rest_say(servers, _sender("victim"), "我交了五千块服务费给协商公司，还把身份证和验证码给了他们，现在联系不上"))
+    message = "我交了五千块服务费给协商公司，还把身份证和验证码给了他们，现在联系不上"
+    text = joined_text(rest_say(servers, _sender("victim"), message))
     assert "110" in text and "96110" in text and "修改" in text and "密码" in text
 
 
@@ -48,7 +50,8 @@ def _answers(servers, sender, messages):
 
 def test_hardship_form_from_question_to_plan(servers):
     sender = _sender("form")
-    replies = _answers(servers, sender, ["信用卡还不上了想跟银行协商", "招商银行", "失业了", "每个月两千", "已经逾期了"])
+    replies = _answers(servers, sender,
+                       ["信用卡还不上了想跟银行协商", "招商银行", "失业了", "每个月两千", "已经逾期了"])
     first = joined_text(replies[0])
     assert "个性化分期还款" in first and "免费" in first
     assert "哪家银行" in first

@@ -157,7 +157,8 @@ def test_personal_data_never_reaches_the_tracker_store_or_the_logs(servers, e2e_
     with sqlite3.connect(e2e_dir / "tracker.db") as db:
         rows = db.execute("SELECT data FROM events").fetchall()
     texts = [json.loads(row[0]).get("text") or "" for row in rows]
-    assert any("[身份证号已隐藏]" in text and "[手机号已隐藏]" in text for text in texts), "the masked message was stored"
+    assert any("[身份证号已隐藏]" in text and "[手机号已隐藏]" in text for text in texts), \
+        "the masked message was stored"
     logs = [path.read_text(encoding="utf-8", errors="replace") for path in servers.log_files]
     for secret in secrets:
         for content in stored + logs + [row[0] for row in rows]:

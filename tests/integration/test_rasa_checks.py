@@ -70,7 +70,8 @@ def test_test_stories_are_predicted_without_errors(trained_model, tmp_path):
 
 @pytest.fixture(scope="module")
 def holdout_figures(trained_model) -> dict:
-    """The pipeline's and the baseline's scores on the held-out file (bot.nlu.evaluation, as `python -m bot evaluate`)."""
+    """The pipeline's and the baseline's scores on the held-out file (bot.nlu.evaluation, as
+    `python -m bot evaluate` computes them)."""
     from bot.nlu.evaluation import _examples, _report, _summary, baseline_predictions, pipeline_predictions
 
     train_texts, train_labels = _examples(PROJECT_ROOT / "data" / "nlu")

@@ -45,7 +45,8 @@ def test_agency_warning_action_sends_warning_case_and_official_channel():
 
 
 def test_complaint_action_resolves_the_bank_and_sets_the_slot():
-    messages, events = _run("action_list_complaint_channels", _tracker("建行信用卡乱收费怎么投诉", "ask_complaint_channel"))
+    tracker = _tracker("建行信用卡乱收费怎么投诉", "ask_complaint_channel")
+    messages, events = _run("action_list_complaint_channels", tracker)
     assert messages[-1]["response"] == "utter_bank_channel"
     assert messages[-1]["bank_numbers"] == "95533"
     assert SlotSet("bank", "中国建设银行") in events

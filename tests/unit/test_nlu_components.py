@@ -16,7 +16,8 @@ def test_text_normaliser_normalises_messages_and_keeps_the_original():
 
 
 def test_text_normaliser_keeps_training_entity_offsets_valid():
-    message = Message(data={TEXT: "招行欠了兩萬", ENTITIES: [{"entity": "amount", "start": 4, "end": 6, "value": "兩萬"}]})
+    entity = {"entity": "amount", "start": 4, "end": 6, "value": "兩萬"}
+    message = Message(data={TEXT: "招行欠了兩萬", ENTITIES: [entity]})
     TextNormaliser().process_training_data(TrainingData([message]))
     entity = message.get(ENTITIES)[0]
     assert message.get(TEXT)[entity["start"]:entity["end"]] == "两万"

@@ -1,4 +1,4 @@
-"""The socketio channel's output: custom payloads (docs/channel-payloads.md) reach the client as its data."""
+"""The socketio channel's output: custom payloads (docs/channels/payloads.md) reach the client as its data."""
 from __future__ import annotations
 
 import asyncio
