@@ -38,7 +38,7 @@ def _check() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.channels.wechat_settings import WeChatSettings
+    from bot.channels.wechat.settings import WeChatSettings
     from bot.ops.model_store import ensure_model
     from bot.ops.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
 

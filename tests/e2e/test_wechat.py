@@ -17,8 +17,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from bot.channels.wechat_identity import user_id
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.security import user_id
+from bot.channels.wechat.settings import WeChatSettings
 from tests.support.servers import TEST_TOKEN, start_test_servers, write_sqlite_endpoints
 from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, environment
 from tests.support.wechat_fake import FakeWeChatApi

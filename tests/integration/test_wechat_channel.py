@@ -22,12 +22,11 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.channels.wechat_identity import user_id
-from bot.channels.wechat_miniprogram import WeChatMiniProgramInput
-from bot.channels.wechat_push import MAX_BODY_BYTES
-from bot.channels.wechat_render import channel_texts
-from bot.channels.wechat_security import PushCrypto, sign
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.channel import WeChatMiniProgramInput
+from bot.channels.wechat.push import MAX_BODY_BYTES
+from bot.channels.wechat.render import channel_texts
+from bot.channels.wechat.security import PushCrypto, sign, user_id
+from bot.channels.wechat.settings import WeChatSettings
 from bot.ops.servers import LOOPBACK, free_port
 from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, TOKEN, settings
 from tests.support.wechat_fake import FakeWeChatApi
@@ -413,7 +412,7 @@ def test_unreachable_store_answers_503_so_that_wechat_retries(tmp_path, domain):
 def test_access_log_lines_of_the_webhook_lose_their_query_string():
     import logging
 
-    from bot.channels.wechat_miniprogram import RedactWebhookQuery
+    from bot.channels.wechat.channel import RedactWebhookQuery
 
     record = logging.LogRecord("sanic.access", logging.INFO, __file__, 1, "", None, None)
     record.request = "POST http://127.0.0.1:5005/webhooks/wechat_miniprogram/webhook?signature=x&openid=oSecret"

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from bot.channels.wechat_store import (
+from bot.channels.wechat.store import (
     MAX_FAILURE_RECORDS,
     RedisWeChatStore,
     SqlWeChatStore,
@@ -186,7 +186,7 @@ def test_dedup_keys_are_stored_hashed_not_in_clear(tmp_path):
 
 
 def test_sql_failure_records_are_trimmed(tmp_path, monkeypatch):
-    import bot.channels.wechat_store as module
+    import bot.channels.wechat.store as module
 
     monkeypatch.setattr(module, "MAX_FAILURE_RECORDS", 3)
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from bot.channels.wechat_push import MAX_BODY_BYTES, read_push, verify_url
-from bot.channels.wechat_security import PushCrypto, PushRejected, check_timestamp, sign
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.push import MAX_BODY_BYTES, read_push, verify_url
+from bot.channels.wechat.security import PushCrypto, PushRejected, check_timestamp, sign
+from bot.channels.wechat.settings import WeChatSettings
 from tests.support.wechat import APPID, OTHER_AES_KEY, TOKEN, environment, settings
 from tests.support.wechat_pushes import event_message, media_message, signed_request, signed_verification, text_message
 

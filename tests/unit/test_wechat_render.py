@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bot.channels.wechat_render import (
+from bot.channels.wechat.render import (
     MAX_TEXT_BYTES,
     QUOTA_AFTER_ENTER_SESSION,
     QUOTA_AFTER_MESSAGE,

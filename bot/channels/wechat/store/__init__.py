@@ -5,7 +5,7 @@ What it keeps, and for how long:
 * **dedup keys** (a push's MsgId, or FromUserName+CreateTime for events, hashed): a day. WeChat retries a
   push it got no answer for three times within about 15 s; :meth:`WeChatStore.claim` lets exactly one
   server process each push, however many servers receive retries.
-* **user id -> openid**: the Rasa sender id is a keyed hash of the openid (``wechat_identity``); replying
+* **user id -> openid**: the Rasa sender id is a keyed hash of the openid (``security``); replying
   needs the openid back. Kept for a week after the user's last message (WeChat allows customer-service
   replies for 48 hours).
 * **numbered options**: the payloads of the buttons last shown to a user as "1. ...", "2. ...", so a reply
