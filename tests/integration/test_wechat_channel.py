@@ -102,7 +102,7 @@ def _stub_dialogue(received: List[UserMessage], domain: dict):
 async def running_channel(tmp_path, domain, **changes: Any):
     fake = await FakeWeChatApi(APPID, APPSECRET).start()
     wechat_settings = settings(**{"api_base_url": fake.base_url,
-                                  "dedup_url": f"sqlite:///{tmp_path / 'wechat.db'}", **changes})
+                                  "store_url": f"sqlite:///{tmp_path / 'wechat.db'}", **changes})
     received: List[UserMessage] = []
     channel = WeChatMiniProgramInput(wechat_settings)
     app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
@@ -403,10 +403,10 @@ def test_unconfigured_channel_answers_503_with_the_reason(tmp_path, domain):
 def test_unreachable_store_answers_503_so_that_wechat_retries(tmp_path, domain):
     async def scenario(h: Harness):
         status, text, _ = await h.push(text_message(_openid(), "你好"))
-        assert status == 503 and "WECHAT_DEDUP_URL" in json.loads(text)["error"]
+        assert status == 503 and "WECHAT_STORE_URL" in json.loads(text)["error"]
         assert "127.0.0.1:1" not in text and h.received == []
 
-    _run(tmp_path, domain, scenario, dedup_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    _run(tmp_path, domain, scenario, store_url="postgresql://postgres@127.0.0.1:1/nowhere")
 
 
 def test_access_log_lines_of_the_webhook_lose_their_query_string():

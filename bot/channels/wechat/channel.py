@@ -136,7 +136,7 @@ class WeChatService:
         async with self._open_lock:
             if self.delivery is None:
                 if self.store is None:
-                    self.store = await asyncio.to_thread(open_store, self.settings.dedup_url)
+                    self.store = await asyncio.to_thread(open_store, self.settings.store_url)
                 self.api = WeChatApiClient(self.settings.appid, self.settings.appsecret,
                                            self.settings.api_base_url, self.store)
                 options = RenderOptions(appid=self.settings.appid, link_thumb_url=self.settings.link_thumb_url,
@@ -186,7 +186,7 @@ class WeChatService:
                 return SUCCESS
         except Exception:  # noqa: BLE001 - database or Redis down: WeChat will retry
             logger.exception("The WeChat store is unavailable; refusing the push so that WeChat retries it.")
-            return _json_error(503, "the WeChat channel's store (WECHAT_DEDUP_URL) is unavailable")
+            return _json_error(503, "the WeChat channel's store (WECHAT_STORE_URL) is unavailable")
         if transfer:
             self._in_background(delivery.store.remember_openid(uid, push.openid), uid)
             logger.info("Transferred a message from %s to WeChat's customer-service tool.", short_id(uid))

@@ -1,6 +1,6 @@
 """The WeChat channel's shared store: :class:`WeChatStore` (the channel's jobs) on a key-value backend.
 
-:func:`open_store` picks the backend from ``WECHAT_DEDUP_URL``: ``redis://`` / ``rediss://`` for Redis
+:func:`open_store` picks the backend from ``WECHAT_STORE_URL``: ``redis://`` / ``rediss://`` for Redis
 (``redis``), anything else is a SQLAlchemy URL (``sql``: ``sqlite:///var/wechat.db``, ``postgresql://user@host/db``).
 ``base`` has the key-value interface and what the channel keeps in it, and for how long.
 """
