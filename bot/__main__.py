@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     url = servers.rasa_url
     wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
-        "not configured: answers 503 until the WECHAT_* settings are set, see the README"
+        "not configured: answers 503 until the WECHAT_* settings are set, see docs/channels/wechat.md"
     desk_credentials = ("your token from $HANDOFF_AGENT_TOKENS" if os.environ.get("HANDOFF_AGENT_TOKENS")
                         else "the secret in var/desk_secret (or $HANDOFF_SHARED_SECRET) and your name")
     print(

@@ -424,19 +424,19 @@ def test_access_log_lines_of_the_webhook_lose_their_query_string():
     assert other.request == "GET http://127.0.0.1:5005/status?token=t"
 
 
-# ---------------------------------------------------------------------------------- README's samples
+# ------------------------------------------------------------------------- docs/channels/wechat.md's samples
 
-def _readme_curl_block() -> str:
+def _doc_curl_block() -> str:
     from bot import PROJECT_ROOT
 
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    doc = (PROJECT_ROOT / "docs" / "channels" / "wechat.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", doc, flags=re.S)
     return next(block for block in blocks if "SIG=$(printf" in block)
 
 
-def test_the_readmes_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain):
+def test_the_docs_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain):
     async def scenario(h: Harness):
-        script = _readme_curl_block().replace("http://127.0.0.1:5005", h.url)
+        script = _doc_curl_block().replace("http://127.0.0.1:5005", h.url)
         process = await asyncio.create_subprocess_exec(
             "bash", "-c", script, env={"PATH": os.environ["PATH"], "WECHAT_TOKEN": TOKEN},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -450,7 +450,7 @@ def test_the_readmes_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain)
 
 @pytest.mark.parametrize("mode", ["plaintext", "safe"])
 def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, monkeypatch, capsys, mode):
-    from tests.support import wechat_pushes as wechat_sample
+    from tests.support import wechat_pushes
 
     for name, value in {"WECHAT_APPID": APPID, "WECHAT_TOKEN": TOKEN, "WECHAT_MODE": mode,
                         "WECHAT_ENCODING_AES_KEY": settings().encoding_aes_key, "WECHAT_DATA_FORMAT": "json",
@@ -459,12 +459,12 @@ def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, m
 
     async def scenario(h: Harness):
         url = h.url + WEBHOOK
-        code = await asyncio.to_thread(wechat_sample.main, ["--url", url, "--text", "你好", "--openid", "oSample",
+        code = await asyncio.to_thread(wechat_pushes.main, ["--url", url, "--text", "你好", "--openid", "oSample",
                                                             "--send"])
         assert code == 0
         await h.replies("oSample", 1)
         assert h.received[0].sender_id == user_id("oSample", ID_HASH_KEY)
-        assert await asyncio.to_thread(wechat_sample.main, ["--url", url]) == 0  # prints a curl command
+        assert await asyncio.to_thread(wechat_pushes.main, ["--url", url]) == 0  # prints a curl command
 
     _run(tmp_path, domain, scenario, mode=mode)
     printed = capsys.readouterr()

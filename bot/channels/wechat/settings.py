@@ -1,6 +1,6 @@
 """Settings of the WeChat mini-program channel, read from the environment (never from committed files).
 
-Every setting is an environment variable (see the README, "WeChat mini-program channel"):
+Every setting is an environment variable (see docs/channels/wechat.md):
 
 ==============================  ==========================================================================
 ``WECHAT_APPID``                the mini-program's AppID (``wx...``); also checked inside decrypted pushes
