@@ -128,7 +128,8 @@ class WeChatService:
         return _json_error(503, "; ".join(self.problems))
 
     async def ready(self) -> WeChatDelivery:
-        """Open the store, the API client and the delivery once. Raises the store's error if unreachable."""
+        """Open the store (a SQL one is migrated first, in a worker thread), the API client and the delivery,
+        once. Raises the store's error if it is unreachable; the next call tries again."""
         if self.delivery is not None:
             return self.delivery
         if self._open_lock is None:
