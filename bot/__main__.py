@@ -39,7 +39,7 @@ def _check() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.channels.wechat_settings import WeChatSettings
+    from bot.channels.wechat.settings import WeChatSettings
     from bot.ops.model_store import ensure_model
     from bot.ops.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
 
@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     url = servers.rasa_url
     wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
-        "not configured: answers 503 until the WECHAT_* settings are set, see the README"
+        "not configured: answers 503 until the WECHAT_* settings are set, see docs/channels/wechat.md"
     desk_credentials = ("your token from $HANDOFF_AGENT_TOKENS" if os.environ.get("HANDOFF_AGENT_TOKENS")
                         else "the secret in var/desk_secret (or $HANDOFF_SHARED_SECRET) and your name")
     print(

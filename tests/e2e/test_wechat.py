@@ -17,8 +17,8 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from bot.channels.wechat_identity import user_id
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.security import user_id
+from bot.channels.wechat.settings import WeChatSettings
 from tests.support.servers import TEST_TOKEN, start_test_servers, write_sqlite_endpoints
 from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, environment
 from tests.support.wechat_fake import FakeWeChatApi
@@ -48,7 +48,7 @@ def fake_api():
 def wechat_env(fake_api, e2e_dir) -> Dict[str, str]:
     # LOG_LEVEL_LIBRARIES=INFO turns Sanic's access log on, to check that no openid reaches the logs
     return {**environment(WECHAT_API_BASE_URL=fake_api.base_url,
-                          WECHAT_DEDUP_URL=f"sqlite:///{e2e_dir / 'wechat.db'}"),
+                          WECHAT_STORE_URL=f"sqlite:///{e2e_dir / 'wechat.db'}"),
             "LOG_LEVEL_LIBRARIES": "INFO"}
 
 
@@ -224,7 +224,8 @@ def test_a_burst_from_several_users_is_acknowledged_at_once_and_each_answered(se
     messages = ["有人说交钱能帮我征信修复", "我被催收骚扰，他们天天给我家里人打电话还骂人", "去哪里投诉银行乱收费",
                 "征信上的逾期多久才能消掉", "交了两千块给协商公司，现在人找不到了", "你好"]
     with ThreadPoolExecutor(len(openids)) as pool:
-        results = list(pool.map(lambda pair: _push(servers, settings, text_message(*pair)), zip(openids, messages)))
+        results = list(pool.map(lambda pair: _push(servers, settings, text_message(*pair)),
+                                zip(openids, messages, strict=True)))
     for status, body, seconds in results:
         BURST_ACK_TIMES.append(seconds)
         # Rasa runs NLU and policies inside the server's event loop, so under a burst an acknowledgement can

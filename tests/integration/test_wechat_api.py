@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from bot.channels.wechat_api import WeChatApiClient, WeChatApiError
-from bot.channels.wechat_store import open_store
+from bot.channels.wechat.api import WeChatApiClient, WeChatApiError
+from bot.channels.wechat.store import open_store
 from tests.support.wechat import APPID, APPSECRET
 from tests.support.wechat_fake import FakeWeChatApi
 

@@ -22,12 +22,11 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.channels.wechat_identity import user_id
-from bot.channels.wechat_miniprogram import WeChatMiniProgramInput
-from bot.channels.wechat_push import MAX_BODY_BYTES
-from bot.channels.wechat_render import channel_texts
-from bot.channels.wechat_security import PushCrypto, sign
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.channel import WeChatMiniProgramInput
+from bot.channels.wechat.push import MAX_BODY_BYTES
+from bot.channels.wechat.render import channel_texts
+from bot.channels.wechat.security import PushCrypto, sign, user_id
+from bot.channels.wechat.settings import WeChatSettings
 from bot.ops.servers import LOOPBACK, free_port
 from tests.support.wechat import APPID, APPSECRET, ID_HASH_KEY, OTHER_AES_KEY, TOKEN, settings
 from tests.support.wechat_fake import FakeWeChatApi
@@ -103,7 +102,7 @@ def _stub_dialogue(received: List[UserMessage], domain: dict):
 async def running_channel(tmp_path, domain, **changes: Any):
     fake = await FakeWeChatApi(APPID, APPSECRET).start()
     wechat_settings = settings(**{"api_base_url": fake.base_url,
-                                  "dedup_url": f"sqlite:///{tmp_path / 'wechat.db'}", **changes})
+                                  "store_url": f"sqlite:///{tmp_path / 'wechat.db'}", **changes})
     received: List[UserMessage] = []
     channel = WeChatMiniProgramInput(wechat_settings)
     app = Sanic(f"wechat_test_{uuid.uuid4().hex[:8]}")
@@ -404,16 +403,16 @@ def test_unconfigured_channel_answers_503_with_the_reason(tmp_path, domain):
 def test_unreachable_store_answers_503_so_that_wechat_retries(tmp_path, domain):
     async def scenario(h: Harness):
         status, text, _ = await h.push(text_message(_openid(), "你好"))
-        assert status == 503 and "WECHAT_DEDUP_URL" in json.loads(text)["error"]
+        assert status == 503 and "WECHAT_STORE_URL" in json.loads(text)["error"]
         assert "127.0.0.1:1" not in text and h.received == []
 
-    _run(tmp_path, domain, scenario, dedup_url="postgresql://postgres@127.0.0.1:1/nowhere")
+    _run(tmp_path, domain, scenario, store_url="postgresql://postgres@127.0.0.1:1/nowhere")
 
 
 def test_access_log_lines_of_the_webhook_lose_their_query_string():
     import logging
 
-    from bot.channels.wechat_miniprogram import RedactWebhookQuery
+    from bot.channels.wechat.channel import RedactWebhookQuery
 
     record = logging.LogRecord("sanic.access", logging.INFO, __file__, 1, "", None, None)
     record.request = "POST http://127.0.0.1:5005/webhooks/wechat_miniprogram/webhook?signature=x&openid=oSecret"
@@ -425,19 +424,19 @@ def test_access_log_lines_of_the_webhook_lose_their_query_string():
     assert other.request == "GET http://127.0.0.1:5005/status?token=t"
 
 
-# ---------------------------------------------------------------------------------- README's samples
+# ------------------------------------------------------------------------- docs/channels/wechat.md's samples
 
-def _readme_curl_block() -> str:
+def _doc_curl_block() -> str:
     from bot import PROJECT_ROOT
 
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+    doc = (PROJECT_ROOT / "docs" / "channels" / "wechat.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```bash\n(.*?)```", doc, flags=re.S)
     return next(block for block in blocks if "SIG=$(printf" in block)
 
 
-def test_the_readmes_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain):
+def test_the_docs_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain):
     async def scenario(h: Harness):
-        script = _readme_curl_block().replace("http://127.0.0.1:5005", h.url)
+        script = _doc_curl_block().replace("http://127.0.0.1:5005", h.url)
         process = await asyncio.create_subprocess_exec(
             "bash", "-c", script, env={"PATH": os.environ["PATH"], "WECHAT_TOKEN": TOKEN},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -451,7 +450,7 @@ def test_the_readmes_curl_lines_are_accepted_in_plaintext_mode(tmp_path, domain)
 
 @pytest.mark.parametrize("mode", ["plaintext", "safe"])
 def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, monkeypatch, capsys, mode):
-    from tests.support import wechat_pushes as wechat_sample
+    from tests.support import wechat_pushes
 
     for name, value in {"WECHAT_APPID": APPID, "WECHAT_TOKEN": TOKEN, "WECHAT_MODE": mode,
                         "WECHAT_ENCODING_AES_KEY": settings().encoding_aes_key, "WECHAT_DATA_FORMAT": "json",
@@ -460,12 +459,12 @@ def test_the_sample_command_sends_a_push_the_channel_accepts(tmp_path, domain, m
 
     async def scenario(h: Harness):
         url = h.url + WEBHOOK
-        code = await asyncio.to_thread(wechat_sample.main, ["--url", url, "--text", "你好", "--openid", "oSample",
+        code = await asyncio.to_thread(wechat_pushes.main, ["--url", url, "--text", "你好", "--openid", "oSample",
                                                             "--send"])
         assert code == 0
         await h.replies("oSample", 1)
         assert h.received[0].sender_id == user_id("oSample", ID_HASH_KEY)
-        assert await asyncio.to_thread(wechat_sample.main, ["--url", url]) == 0  # prints a curl command
+        assert await asyncio.to_thread(wechat_pushes.main, ["--url", url]) == 0  # prints a curl command
 
     _run(tmp_path, domain, scenario, mode=mode)
     printed = capsys.readouterr()

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.settings import WeChatSettings
 
 APPID = "wx0123456789abcdef"
 APPSECRET = "test-app-secret"

@@ -25,8 +25,8 @@ from typing import Any, Dict, Optional, Tuple
 
 import xmltodict
 
-from bot.channels.wechat_security import PushCrypto, sign
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.security import PushCrypto, sign
+from bot.channels.wechat.settings import WeChatSettings
 
 SAMPLE_OPENID = "oSample-openid-0000000000000"
 """A made-up openid (real ones are 28 characters of base64url)."""
@@ -127,7 +127,7 @@ def main(argv: Optional[list] = None) -> int:
     params, body = signed_request(settings, document)
     url = f"{args.url}?{urllib.parse.urlencode(params)}"
     if settings.id_hash_key:
-        from bot.channels.wechat_identity import user_id
+        from bot.channels.wechat.security import user_id
 
         print(f"# Rasa sender id of {args.openid}: {user_id(args.openid, settings.id_hash_key)}", file=sys.stderr)
     content_type = "application/json" if settings.data_format == "json" else "text/xml"

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from bot.channels.wechat_push import MAX_BODY_BYTES, read_push, verify_url
-from bot.channels.wechat_security import PushCrypto, PushRejected, check_timestamp, sign
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.push import MAX_BODY_BYTES, read_push, verify_url
+from bot.channels.wechat.security import PushCrypto, PushRejected, check_timestamp, sign
+from bot.channels.wechat.settings import WeChatSettings
 from tests.support.wechat import APPID, OTHER_AES_KEY, TOKEN, environment, settings
 from tests.support.wechat_pushes import event_message, media_message, signed_request, signed_verification, text_message
 
@@ -34,7 +34,36 @@ def test_settings_come_from_the_environment():
     assert s.problems() == []
     assert (s.appid, s.mode, s.data_format, s.transfer_to_kf, s.api_base_url) == (APPID, "safe", "json", True,
                                                                                    "http://x:1")
-    assert s.dedup_url.startswith("sqlite:///") and s.dedup_url.endswith("var/wechat.db")
+    assert s.store_url.startswith("sqlite:///") and s.store_url.endswith("var/wechat.db")
+
+
+def test_the_store_url_is_read_from_wechat_store_url(caplog):
+    caplog.set_level("WARNING")
+    s = WeChatSettings.from_env(environment(WECHAT_STORE_URL="redis://127.0.0.1:6379/3"))
+    assert s.store_url == "redis://127.0.0.1:6379/3" and s.problems() == []
+    assert not caplog.records
+
+
+def test_the_deprecated_wechat_dedup_url_is_read_when_wechat_store_url_is_unset(caplog):
+    caplog.set_level("WARNING")
+    s = WeChatSettings.from_env(environment(WECHAT_DEDUP_URL="postgresql://bot@db/wechat"))
+    assert s.store_url == "postgresql://bot@db/wechat" and s.problems() == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "WECHAT_DEDUP_URL is deprecated" in warnings[0] and "WECHAT_STORE_URL" in warnings[0]
+    assert "postgresql" not in warnings[0], "the URL (it may hold a password) is not logged"
+
+
+def test_wechat_store_url_wins_over_the_deprecated_name_and_says_so(caplog):
+    caplog.set_level("WARNING")
+    s = WeChatSettings.from_env(environment(WECHAT_STORE_URL="sqlite:///new.db", WECHAT_DEDUP_URL="sqlite:///old.db"))
+    assert s.store_url == "sqlite:///new.db"
+    assert any("WECHAT_DEDUP_URL is deprecated and ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_a_malformed_store_url_is_named_with_either_variable():
+    for name in ("WECHAT_STORE_URL", "WECHAT_DEDUP_URL"):
+        problems = WeChatSettings.from_env(environment(**{name: "var/wechat.db"})).problems()
+        assert any("WECHAT_STORE_URL" in p and "must be a SQLAlchemy URL" in p for p in problems), problems
 
 
 def test_no_settings_means_not_configured_with_one_clear_reason():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bot.channels.wechat_render import (
+from bot.channels.wechat.render import (
     MAX_TEXT_BYTES,
     QUOTA_AFTER_ENTER_SESSION,
     QUOTA_AFTER_MESSAGE,
@@ -33,11 +33,24 @@ def test_channel_texts_exist_hold_no_digits_and_are_not_a_training_input():
     assert not any(str(TEXTS_FILE.relative_to(TEXTS_FILE.parents[2])).startswith(entry) for entry in TRAINING_INPUTS)
 
 
-def test_missing_channel_text_is_a_clear_error(tmp_path):
+def test_missing_channel_text_is_a_clear_error(tmp_path, monkeypatch):
+    import bot.texts
+
     broken = tmp_path / "wechat.yml"
-    broken.write_text("text_only: 请输入文字\noptions_intro: ''\n", encoding="utf-8")
+    monkeypatch.setattr(bot.texts, "CHANNEL_TEXTS_DIR", tmp_path)  # read through bot.texts, as the channel does
+    bot.texts.channel_texts.cache_clear()
+    try:
+        broken.write_text("text_only: 请输入文字\ntransfer_started: 正在转接\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="wechat.yml: options_intro"):
+            ChannelTexts.load()
+        bot.texts.channel_texts.cache_clear()
+        broken.write_text("text_only: 请输入文字\noptions_intro: ''\n", encoding="utf-8")
+        with pytest.raises(ValueError, match="wechat.yml"):  # bot.texts refuses an empty text itself
+            ChannelTexts.load()
+    finally:
+        bot.texts.channel_texts.cache_clear()
     with pytest.raises(ValueError, match="wechat.yml: options_intro"):
-        ChannelTexts.load(broken)
+        ChannelTexts.from_texts({"text_only": "请输入文字", "options_intro": " ", "transfer_started": "正在转接"})
 
 
 def test_buttons_become_numbered_options_under_the_text(domain):

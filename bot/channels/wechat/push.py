@@ -1,7 +1,7 @@
 """Turn one WeChat webhook request (query parameters and body) into a checked :class:`Push`, or refuse it.
 
-Pure functions, no I/O: the channel (``bot.channels.wechat_miniprogram``) calls :func:`read_push` and answers
-a :class:`~bot.channels.wechat_security.PushRejected` with its status. The checks, in order:
+Pure functions, no I/O: the channel (``bot.channels.wechat.channel``) calls :func:`read_push` and answers
+a :class:`~bot.channels.wechat.security.PushRejected` with its status. The checks, in order:
 
 1. body size (413), the ``signature``/``timestamp``/``nonce`` parameters (400);
 2. the timestamp against the server clock (403, replay protection) and ``signature`` (403);
@@ -22,13 +22,13 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from bot.channels.wechat_security import (
+from bot.channels.wechat.security import (
     PushCrypto,
     PushRejected,
     check_request_signature,
     check_timestamp,
 )
-from bot.channels.wechat_settings import WeChatSettings
+from bot.channels.wechat.settings import WeChatSettings
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest accepted push body. WeChat's pushes are a few KiB at most (an encrypted text of the longest
@@ -49,7 +49,7 @@ class Push:
     """One checked push. ``fields`` holds every field of the (decrypted) message as strings or numbers."""
 
     openid: str
-    """``FromUserName``: the sender's openid (never stored in the tracker, see ``wechat_identity``)."""
+    """``FromUserName``: the sender's openid (never stored in the tracker, see ``security``)."""
     msg_type: str
     """``MsgType``: ``text``, ``image``, ``miniprogrampage``, ``event``, ..."""
     create_time: int

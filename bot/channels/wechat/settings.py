@@ -1,6 +1,6 @@
 """Settings of the WeChat mini-program channel, read from the environment (never from committed files).
 
-Every setting is an environment variable (see the README, "WeChat mini-program channel"):
+Every setting is an environment variable (see docs/channels/wechat.md):
 
 ==============================  ==========================================================================
 ``WECHAT_APPID``                the mini-program's AppID (``wx...``); also checked inside decrypted pushes
@@ -14,8 +14,9 @@ Every setting is an environment variable (see the README, "WeChat mini-program c
 ``WECHAT_TRANSFER_WINDOW``      seconds after a hand-over during which the user's messages are transferred
                                 (default 600)
 ``WECHAT_ID_HASH_KEY``          secret key of the HMAC that turns an openid into the Rasa sender id
-``WECHAT_DEDUP_URL``            shared store: a SQLAlchemy URL or ``redis://...``; default SQLite file
-                                ``var/wechat.db``
+``WECHAT_STORE_URL``            shared store: a SQLAlchemy URL or ``redis://...``; default SQLite file
+                                ``var/wechat.db``. Earlier releases called it ``WECHAT_DEDUP_URL``, which
+                                is still read (with a deprecation warning) when ``WECHAT_STORE_URL`` is unset
 ``WECHAT_LINK_THUMB_URL``       optional picture URL for ``link`` cards (without it links are sent as text)
 ``WECHAT_PAGE_THUMB_MEDIA_ID``  optional media_id for ``miniprogrampage`` cards (else a text page link)
 ==============================  ==========================================================================
@@ -27,11 +28,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 from dataclasses import dataclass, field
-from typing import List, Mapping, Optional
+from typing import Callable, List, Mapping, Optional
 
 from bot import PROJECT_ROOT
+
+logger = logging.getLogger(__name__)
 
 MODES = ("plaintext", "compatible", "safe")
 """The three 消息加密方式 of the mini-program console: 明文模式, 兼容模式, 安全模式."""
@@ -42,8 +46,11 @@ DATA_FORMATS = ("json", "xml")
 DEFAULT_API_BASE_URL = "https://api.weixin.qq.com"
 """WeChat's server API host."""
 
-DEFAULT_DEDUP_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'wechat.db'}"
-"""The shared store when ``WECHAT_DEDUP_URL`` is unset: a SQLite file (right for one server only)."""
+DEFAULT_STORE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'wechat.db'}"
+"""The shared store when ``WECHAT_STORE_URL`` is unset: a SQLite file (right for one server only)."""
+
+DEPRECATED_STORE_VARIABLE = "WECHAT_DEDUP_URL"
+"""The earlier name of ``WECHAT_STORE_URL`` (the store began as the dedup table); read when the new one is unset."""
 
 DEFAULT_TRANSFER_WINDOW_SECONDS = 600
 """How long after a hand-over the user's messages are forwarded to WeChat's customer-service tool."""
@@ -65,6 +72,21 @@ def aes_key_problem(key: str) -> Optional[str]:
     return None
 
 
+def _store_url(get: Callable[[str], str]) -> str:
+    """``WECHAT_STORE_URL``, else the deprecated ``WECHAT_DEDUP_URL`` (logging a warning), else the default."""
+    current, deprecated = get("WECHAT_STORE_URL"), get(DEPRECATED_STORE_VARIABLE)
+    if current:
+        if deprecated:
+            logger.warning("%s is deprecated and ignored because WECHAT_STORE_URL is set; remove it.",
+                           DEPRECATED_STORE_VARIABLE)
+        return current
+    if deprecated:
+        logger.warning("%s is deprecated: rename it to WECHAT_STORE_URL (it is still read while "
+                       "WECHAT_STORE_URL is unset).", DEPRECATED_STORE_VARIABLE)
+        return deprecated
+    return DEFAULT_STORE_URL
+
+
 @dataclass(frozen=True)
 class WeChatSettings:
     """The channel's settings. Build them with :meth:`from_env`; check :meth:`problems` before use."""
@@ -79,7 +101,7 @@ class WeChatSettings:
     transfer_to_kf: bool = False
     transfer_window_seconds: int = DEFAULT_TRANSFER_WINDOW_SECONDS
     id_hash_key: str = ""
-    dedup_url: str = DEFAULT_DEDUP_URL
+    store_url: str = DEFAULT_STORE_URL
     link_thumb_url: str = ""
     page_thumb_media_id: str = ""
     invalid: List[str] = field(default_factory=list)
@@ -116,7 +138,7 @@ class WeChatSettings:
             transfer_to_kf=transfer_raw in _TRUE,
             transfer_window_seconds=window,
             id_hash_key=get("WECHAT_ID_HASH_KEY"),
-            dedup_url=get("WECHAT_DEDUP_URL", DEFAULT_DEDUP_URL),
+            store_url=_store_url(get),
             link_thumb_url=get("WECHAT_LINK_THUMB_URL"),
             page_thumb_media_id=get("WECHAT_PAGE_THUMB_MEDIA_ID"),
             invalid=invalid,
@@ -153,6 +175,7 @@ class WeChatSettings:
             found.append("WECHAT_ID_HASH_KEY must be at least 16 characters long")
         if not self.api_base_url.startswith(("http://", "https://")):
             found.append("WECHAT_API_BASE_URL must start with http:// or https://")
-        if not (self.dedup_url.startswith(("redis://", "rediss://")) or "://" in self.dedup_url):
-            found.append("WECHAT_DEDUP_URL must be a SQLAlchemy URL or a redis:// URL")
+        if not (self.store_url.startswith(("redis://", "rediss://")) or "://" in self.store_url):
+            found.append(f"WECHAT_STORE_URL (or the deprecated {DEPRECATED_STORE_VARIABLE}) must be a SQLAlchemy "
+                         "URL or a redis:// URL")
         return found

@@ -1,4 +1,5 @@
-"""Signatures, replay protection and AES for WeChat message pushes, all done by ``wechatpy``.
+"""Signatures, replay protection and AES for WeChat message pushes (all done by ``wechatpy``), and the keyed
+hash that stands for a WeChat user in Rasa.
 
 WeChat signs every request to the webhook with ``signature = sha1(sorted([Token, timestamp, nonce]))`` and,
 for encrypted pushes, ``msg_signature = sha1(sorted([Token, timestamp, nonce, Encrypt]))``. The encrypted
@@ -8,10 +9,17 @@ and 消息加解密说明. Nothing here is hand-rolled: ``wechatpy.utils.check_s
 ``wechatpy.crypto.WeChatCrypto``/``PrpCrypto`` encrypt and decrypt.
 
 Every rejection is a :class:`PushRejected` with the HTTP status to answer and a one-sentence reason.
+
+The Rasa sender id of a WeChat user is a keyed hash of the openid, so trackers never hold the openid:
+``user_id(openid) = "wx-" + hex(HMAC-SHA256(WECHAT_ID_HASH_KEY, openid))``. Without the key the id cannot be
+linked back to the WeChat account; the channel keeps the id -> openid mapping it needs to reply in its own
+store (``bot.channels.wechat.store``), not in the tracker.
 """
 from __future__ import annotations
 
 import binascii
+import hashlib
+import hmac
 import json
 import struct
 import time
@@ -20,6 +28,9 @@ from typing import Optional
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner, check_signature
+
+USER_ID_PREFIX = "wx-"
+"""Prefix of every WeChat sender id (tells the channel's users apart in the tracker store)."""
 
 MAX_CLOCK_SKEW_SECONDS = 300
 """A request whose ``timestamp`` is further than this from the server clock is refused (replay protection)."""
@@ -70,7 +81,7 @@ class PushCrypto:
     """Decrypts pushes and encrypts passive replies for one mini-program (Token, EncodingAESKey, AppID).
 
     Raises AssertionError/ValueError from ``wechatpy`` if the key is not a valid EncodingAESKey; check it with
-    :func:`bot.channels.wechat_settings.aes_key_problem` first.
+    :func:`bot.channels.wechat.settings.aes_key_problem` first.
     """
 
     def __init__(self, token: str, encoding_aes_key: str, appid: str) -> None:
@@ -108,3 +119,10 @@ class PushCrypto:
         encrypt = self.encrypt(plaintext)
         return json.dumps({"Encrypt": encrypt, "MsgSignature": sign(self.token, timestamp, nonce, encrypt),
                            "TimeStamp": int(timestamp), "Nonce": nonce})
+
+
+def user_id(openid: str, key: str) -> str:
+    """The sender id for ``openid``: ``wx-`` and 64 hex characters. Raises ValueError if ``key`` is empty."""
+    if not key:
+        raise ValueError("an empty WECHAT_ID_HASH_KEY would make the sender id a plain hash of the openid")
+    return USER_ID_PREFIX + hmac.new(key.encode("utf-8"), openid.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -33,7 +33,7 @@ import aiohttp
 from wechatpy.constants import WeChatErrorCode
 from wechatpy.exceptions import WeChatClientException
 
-from bot.channels.wechat_store import WeChatStore
+from bot.channels.wechat.store import WeChatStore
 
 logger = logging.getLogger(__name__)
 

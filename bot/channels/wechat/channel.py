@@ -3,13 +3,13 @@
 A user taps the mini-program's ``<button open-type="contact">`` and writes; WeChat pushes each message to
 this webhook, waits five seconds for an answer and retries up to three times. So the channel:
 
-1. checks the request (signature, timestamp, decryption, AppID, format, size; see ``wechat_push``) and
+1. checks the request (signature, timestamp, decryption, AppID, format, size; see ``push``) and
    refuses a bad one with its 4xx before anything reaches the dialogue;
-2. records the push in the shared store (``wechat_store``) so that a retry, on this server or another,
+2. records the push in the shared store (``store``) so that a retry, on this server or another,
    is acknowledged without a second reply;
 3. answers ``success`` at once and processes the message in the background: the openid becomes a keyed
-   hash (``wechat_identity``), the text goes through ``guard_messages`` (PII masking, limits) to the
-   dialogue, and the replies go out through the customer-service send API (``wechat_delivery``);
+   hash (``security``), the text goes through ``guard_messages`` (PII masking, limits) to the
+   dialogue, and the replies go out through the customer-service send API (``delivery``);
 4. during a hand-over window (``WECHAT_TRANSFER_TO_KF``) answers the user's messages with WeChat's
    ``transfer_customer_service`` passive reply instead, which forwards them to WeChat's customer-service
    tool (网页版客服工具 / 客服小助手).
@@ -19,7 +19,7 @@ option's payload); the ``user_enter_tempsession`` event is sent to the dialogue 
 with the main topics); ``image``, ``miniprogrampage`` and any other message type get the channel's polite
 "please type your question"; other events are acknowledged and ignored.
 
-Settings come from the environment (``wechat_settings``). Without them the webhook answers 503 with the
+Settings come from the environment (``settings``). Without them the webhook answers 503 with the
 reason and the other channels run normally.
 """
 from __future__ import annotations
@@ -37,26 +37,26 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.channels.guard import OnNewMessage, guard_messages
-from bot.channels.wechat_api import WeChatApiClient
-from bot.channels.wechat_delivery import (
+from bot.channels.wechat.api import WeChatApiClient
+from bot.channels.wechat.delivery import (
     CHANNEL_NAME,
     TurnCollector,
     WeChatDelivery,
     WeChatOutputChannel,
     short_id,
 )
-from bot.channels.wechat_identity import user_id as hashed_user_id
-from bot.channels.wechat_push import ENTER_SESSION_EVENT, Push, read_push, verify_url
-from bot.channels.wechat_render import (
+from bot.channels.wechat.push import ENTER_SESSION_EVENT, Push, read_push, verify_url
+from bot.channels.wechat.render import (
     QUOTA_AFTER_ENTER_SESSION,
     QUOTA_AFTER_MESSAGE,
     RenderOptions,
     channel_texts,
     selected_payload,
 )
-from bot.channels.wechat_security import PushCrypto, PushRejected
-from bot.channels.wechat_settings import WeChatSettings, aes_key_problem
-from bot.channels.wechat_store import WeChatStore, open_store
+from bot.channels.wechat.security import PushCrypto, PushRejected
+from bot.channels.wechat.security import user_id as hashed_user_id
+from bot.channels.wechat.settings import WeChatSettings, aes_key_problem
+from bot.channels.wechat.store import WeChatStore, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ class WeChatService:
         return _json_error(503, "; ".join(self.problems))
 
     async def ready(self) -> WeChatDelivery:
-        """Open the store, the API client and the delivery once. Raises the store's error if unreachable."""
+        """Open the store (a SQL one is migrated first, in a worker thread), the API client and the delivery,
+        once. Raises the store's error if it is unreachable; the next call tries again."""
         if self.delivery is not None:
             return self.delivery
         if self._open_lock is None:
@@ -136,7 +137,7 @@ class WeChatService:
         async with self._open_lock:
             if self.delivery is None:
                 if self.store is None:
-                    self.store = await asyncio.to_thread(open_store, self.settings.dedup_url)
+                    self.store = await asyncio.to_thread(open_store, self.settings.store_url)
                 self.api = WeChatApiClient(self.settings.appid, self.settings.appsecret,
                                            self.settings.api_base_url, self.store)
                 options = RenderOptions(appid=self.settings.appid, link_thumb_url=self.settings.link_thumb_url,
@@ -147,7 +148,7 @@ class WeChatService:
         return self.delivery
 
     def user_id(self, openid: str) -> str:
-        """The Rasa sender id of ``openid`` (keyed hash, see ``wechat_identity``)."""
+        """The Rasa sender id of ``openid`` (keyed hash, see ``security``)."""
         return hashed_user_id(openid, self.settings.id_hash_key)
 
     # ------------------------------------------------------------------------------------------ requests
@@ -186,7 +187,7 @@ class WeChatService:
                 return SUCCESS
         except Exception:  # noqa: BLE001 - database or Redis down: WeChat will retry
             logger.exception("The WeChat store is unavailable; refusing the push so that WeChat retries it.")
-            return _json_error(503, "the WeChat channel's store (WECHAT_DEDUP_URL) is unavailable")
+            return _json_error(503, "the WeChat channel's store (WECHAT_STORE_URL) is unavailable")
         if transfer:
             self._in_background(delivery.store.remember_openid(uid, push.openid), uid)
             logger.info("Transferred a message from %s to WeChat's customer-service tool.", short_id(uid))
@@ -282,7 +283,7 @@ class WeChatService:
 
 class WeChatMiniProgramInput(InputChannel):
     """Rasa input channel ``wechat_miniprogram``; register it in credentials.yml as
-    ``bot.channels.wechat_miniprogram.WeChatMiniProgramInput`` (settings come from ``WECHAT_*``)."""
+    ``bot.channels.wechat.channel.WeChatMiniProgramInput`` (settings come from ``WECHAT_*``)."""
 
     def __init__(self, settings: Optional[WeChatSettings] = None) -> None:
         self.settings = settings or WeChatSettings.from_env()

@@ -13,8 +13,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence
 
 from rasa.core.channels.channel import OutputChannel
 
-from bot.channels.wechat_api import WeChatApiClient, WeChatApiError
-from bot.channels.wechat_render import (
+from bot.channels.wechat.api import WeChatApiClient, WeChatApiError
+from bot.channels.wechat.render import (
     QUOTA_AFTER_MESSAGE,
     ChannelTexts,
     RenderedTurn,
@@ -22,7 +22,7 @@ from bot.channels.wechat_render import (
     channel_texts,
     render_turn,
 )
-from bot.channels.wechat_store import WeChatStore
+from bot.channels.wechat.store import WeChatStore
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ Input: the message dicts Rasa hands an output channel (``text``, ``buttons``, ``
   picture, which WeChat requires) or a "title：URL" line; one that carries a mini-program page
   (``pages/...``) becomes a ``miniprogrampage`` card (with ``WECHAT_PAGE_THUMB_MEDIA_ID``) or a text link
   to the page (``<a data-miniprogram-appid=... data-miniprogram-path=...>``, documented for text messages);
-* ``custom`` payloads (docs/channel-payloads.md) are skipped, since the text of the same response says the
+* ``custom`` payloads (docs/channels/payloads.md) are skipped, since the text of the same response says the
   same; a custom payload alone uses its ``fallback_text``; ``handoff`` with ``status: queued`` asks for a
   transfer to WeChat's customer-service tool (the channel decides whether it is enabled).
 
@@ -26,17 +26,17 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-import yaml
-
-from bot import PROJECT_ROOT
+from bot.texts import CHANNEL_TEXTS_DIR
+from bot.texts import channel_texts as read_channel_texts
 
 logger = logging.getLogger(__name__)
 
-TEXTS_FILE = PROJECT_ROOT / "data" / "channels" / "wechat.yml"
+TEXTS_CHANNEL = "wechat"
+"""The channel's name in ``data/channels/`` (``bot.texts.channel_texts``)."""
+
+TEXTS_FILE = CHANNEL_TEXTS_DIR / f"{TEXTS_CHANNEL}.yml"
 """The channel's own texts (not domain responses: a domain file would be a training input)."""
 
 QUOTA_AFTER_MESSAGE = 5
@@ -58,25 +58,38 @@ class ChannelTexts:
     """The channel's own texts from data/channels/wechat.yml (Chinese, no digits)."""
 
     text_only: str
+    """The answer to a picture, a mini-program card or any other message that is not text."""
     options_intro: str
+    """The line before the numbered options."""
     transfer_started: str
+    """Sent after a hand-over when transfers to WeChat's customer-service tool are on."""
 
     @classmethod
-    def load(cls, path: Path = TEXTS_FILE) -> ChannelTexts:
-        """Read and check ``path``. Raises ValueError naming the file and key if a text is missing or empty."""
-        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    def from_texts(cls, texts: Mapping[str, str], source: str = TEXTS_FILE.name) -> ChannelTexts:
+        """The three texts from ``texts`` (key -> text, as ``bot.texts.channel_texts`` returns them).
+
+        Raises ValueError naming ``source`` and the key if a text is missing or empty.
+        """
         values = {}
         for name in ("text_only", "options_intro", "transfer_started"):
-            value = content.get(name) if isinstance(content, dict) else None
+            value = texts.get(name)
             if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{path.name}: {name}: a non-empty text is required")
+                raise ValueError(f"{source}: {name}: a non-empty text is required")
             values[name] = value.strip()
         return cls(**values)
 
+    @classmethod
+    def load(cls) -> ChannelTexts:
+        """The project's texts, read through ``bot.texts.channel_texts("wechat")`` (which caches the file).
 
-@lru_cache(maxsize=1)
+        Raises bot.texts.TextsError (a ValueError) if the file is missing or not a mapping of non-empty texts,
+        ValueError if one of the three texts is missing.
+        """
+        return cls.from_texts(read_channel_texts(TEXTS_CHANNEL))
+
+
 def channel_texts() -> ChannelTexts:
-    """The project's channel texts (read once)."""
+    """The project's channel texts (see :meth:`ChannelTexts.load`)."""
     return ChannelTexts.load()
 
 
@@ -186,7 +199,8 @@ def _items(bot_messages: Sequence[Dict[str, Any]], options: RenderOptions, texts
            turn: RenderedTurn) -> List[_Item]:
     items: List[_Item] = []
     for message in bot_messages:
-        text = message.get("text") if isinstance(message.get("text"), str) else ""
+        raw_text = message.get("text")
+        text: str = raw_text if isinstance(raw_text, str) else ""
         custom = message.get("custom")
         if isinstance(custom, dict):
             if custom.get("type") == "handoff" and custom.get("status") == "queued" and options.transfer_to_kf:
@@ -229,7 +243,7 @@ def _items(bot_messages: Sequence[Dict[str, Any]], options: RenderOptions, texts
 def _messages(items: Sequence[_Item], limit: int) -> List[Dict[str, Any]]:
     messages: List[Dict[str, Any]] = []
     pending: List[str] = []
-    for item in list(items) + [None]:  # type: ignore[list-item]
+    for item in [*items, None]:  # None: flush the texts still pending
         if isinstance(item, str):
             pending.append(item)
             continue
