@@ -11,11 +11,17 @@ parameters (``hide_parameters``): a failing statement must not copy a user's dat
 """
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """Alembic's script location."""
@@ -32,6 +38,12 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 
 BRANCHES = ("handoff", "wechat")
 """The stores with tables in the history (Alembic branch labels)."""
+
+MIGRATION_ATTEMPTS = 4
+"""Passes :func:`upgrade_database` makes before giving up, 0.1 s, 0.2 s, 0.4 s apart."""
+
+_ALEMBIC = threading.Lock()
+"""Alembic's ``context`` is one global per process: two migrations must not run in two threads at once."""
 
 
 def make_engine(url: str) -> Engine:
@@ -60,14 +72,30 @@ def make_engine(url: str) -> Engine:
 def upgrade_database(url: str, branch: str) -> None:
     """Run the migrations of ``branch`` (one of BRANCHES) on ``url`` up to its head.
 
-    Idempotent: creates the branch's tables the first time, applies newer migrations later. Raises ValueError
-    for an unknown branch, alembic/SQLAlchemy errors if the database is unreachable or a migration fails.
+    Idempotent: creates the branch's tables the first time, applies newer migrations later. Servers that start
+    together may migrate one new database at the same moment, and all but one then fail ("table already
+    exists"); a later pass finds the work done, so a SQL failure is retried after a pause. Raises ValueError for
+    an unknown branch; SQLAlchemy's error if the last pass fails too (e.g. the database is unreachable);
+    Alembic's if a migration is broken.
     """
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown store {branch!r}; the history has {', '.join(BRANCHES)}")
+    with _ALEMBIC:
+        for attempt in range(1, MIGRATION_ATTEMPTS + 1):
+            try:
+                _upgrade(url, branch)
+                return
+            except SQLAlchemyError:
+                if attempt == MIGRATION_ATTEMPTS:
+                    raise
+                logger.info("Migrating the %s store failed (another server migrating?); trying again.", branch)
+                time.sleep(0.1 * 2 ** (attempt - 1))
+
+
+def _upgrade(url: str, branch: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    if branch not in BRANCHES:
-        raise ValueError(f"unknown store {branch!r}; the history has {', '.join(BRANCHES)}")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     engine = make_engine(url)

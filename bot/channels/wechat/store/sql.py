@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from bot.channels.wechat.store.base import KeyValueStore, check_ttl
 from bot.db import make_engine, upgrade_database
@@ -59,30 +58,14 @@ log_table = sa.Table(
 
 T = TypeVar("T")
 
-_migrating = threading.Lock()
-"""Alembic's ``context`` is one global per process: two migrations must not run in two threads at once."""
-
-MIGRATION_ATTEMPTS = 4
-"""Passes :func:`migrate` makes before giving up, 0.1 s, 0.2 s, 0.4 s apart."""
-
 
 def migrate(url: str) -> None:
     """Create or upgrade the store's tables at ``url`` (idempotent; ``bot.db.upgrade_database(url, "wechat")``).
 
-    Servers that start together may migrate at the same moment and all but one then fail ("table already
-    exists"); a later pass finds the work done, so a failure is retried after a pause. Raises SQLAlchemy's
-    error if the last pass fails too (e.g. the database is unreachable), Alembic's if a migration is broken.
+    Safe when several servers migrate one new database at once (see ``bot.db.upgrade_database``). Raises
+    SQLAlchemy's error if the database stays unreachable, Alembic's if a migration is broken.
     """
-    with _migrating:
-        for attempt in range(1, MIGRATION_ATTEMPTS + 1):
-            try:
-                upgrade_database(url, BRANCH)
-                return
-            except SQLAlchemyError:
-                if attempt == MIGRATION_ATTEMPTS:
-                    raise
-                logger.info("Migrating the WeChat store failed (another server migrating?); trying again.")
-                time.sleep(0.1 * 2 ** (attempt - 1))
+    upgrade_database(url, BRANCH)
 
 
 class SqlKeyValueStore(KeyValueStore):
