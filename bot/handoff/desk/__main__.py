@@ -16,8 +16,8 @@ from bot.handoff.store import TicketStore
 def main(argv: Optional[List[str]] = None) -> int:
     """Check the settings, migrate the ticket store, and serve until stopped (one worker).
 
-    Needs agent credentials, RASA_URL and RASA_AUTH_TOKEN in the environment (see bot.handoff.config).
-    Returns 2, with the reason on stderr, on a configuration error; 0 after a clean stop.
+    Needs agent credentials, RASA_URL and RASA_AUTH_TOKEN, and HANDOFF_INTAKE_TOKEN in the environment (see
+    bot.handoff.config). Returns 2, with the reason on stderr, on a configuration error; 0 after a clean stop.
     """
     parser = argparse.ArgumentParser(prog="python -m bot.handoff.desk", description="The agent desk.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -34,6 +34,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     if not settings.rasa_url or not settings.rasa_token:
         print("Set RASA_URL and RASA_AUTH_TOKEN so that the desk can reach the conversations.", file=sys.stderr)
+        return 2
+    if not settings.intake_token:
+        print("Set HANDOFF_INTAKE_TOKEN so that the action server can hand conversations over.", file=sys.stderr)
         return 2
     upgrade_database(settings.database_url, "handoff")
     store = TicketStore.from_url(settings.database_url, webhook_enabled=bool(settings.webhook_url))
