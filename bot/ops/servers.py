@@ -40,6 +40,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on ``port`` of 127.0.0.1 (we could bind it now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def available_port(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else a free port the OS picks (for a second copy of a server,
+    e.g. ``./scripts/shell`` while ``./scripts/run`` holds the default ports)."""
+    return preferred if port_is_free(preferred) else free_port()
+
+
 def load_or_create_token(path: Path, env_var: str = "RASA_AUTH_TOKEN") -> str:
     """A secret: ``$<env_var>`` if set, else the one stored at ``path`` (created once, mode 600).
 

@@ -1,9 +1,11 @@
-"""What bot.ops.servers gives the servers it starts."""
+"""What bot.ops.servers gives the servers it starts, and how ``python -m bot shell`` avoids ports in use."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
-from bot.ops.servers import LOOPBACK, ServerConfig, server_environment
+from bot.__main__ import _shell_ports
+from bot.ops.servers import LOOPBACK, ServerConfig, available_port, free_port, port_is_free, server_environment
 
 
 def _config(**overrides):
@@ -27,3 +29,18 @@ def test_without_a_desk_the_action_server_knows_none(monkeypatch):
     monkeypatch.delenv("HANDOFF_INTAKE_TOKEN", raising=False)
     env = server_environment(_config())
     assert "HANDOFF_DESK_URL" not in env and "HANDOFF_INTAKE_TOKEN" not in env
+
+
+def test_shell_takes_free_ports_where_the_given_ones_are_taken_and_says_so(capsys):
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert not port_is_free(busy)
+        assert available_port(busy) != busy
+        idle = free_port()
+        action_port, rasa_port = _shell_ports(busy, idle)
+    assert action_port != busy and rasa_port == idle
+    out = capsys.readouterr().out
+    assert f"Port {busy} is taken" in out and f"uses port {action_port}" in out and str(idle) not in out
+    assert server_environment(_config(action_port=action_port))["ACTION_SERVER_PORT"] == str(action_port)
