@@ -1,9 +1,10 @@
 """Hand conversations to a human agent (logic in ``bot/handoff/``).
 
-* ``action_handoff`` reads the tracker, opens a ticket for the agent desk, sends the planned replies and
-  pauses the conversation (``ConversationPaused``) when a ticket is queued. Rasa then stores the user's
-  messages without answering them until the agent closes the ticket and the desk resumes the bot. When no
-  agent can be reached it answers honestly and listens again.
+* ``action_handoff`` reads the tracker, sends a ticket to the agent desk over the desk's intake API (the
+  action server never touches the ticket database, so it runs with rasa-sdk alone), sends the planned
+  replies and pauses the conversation (``ConversationPaused``) when a ticket is queued. Rasa then stores the
+  user's messages without answering them until the agent closes the ticket and the desk resumes the bot.
+  When no agent can be reached it answers honestly and listens again.
 * Repeated misunderstandings reach ``action_handoff`` through ``action_clarify_or_answer_risk``
   (actions/guidance_actions.py), which hands over the second ``nlu_fallback`` in a row.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from functools import lru_cache
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -19,26 +19,19 @@ from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.replies import send_replies
-from bot.handoff.config import HandoffConfigError, HandoffSettings, load_settings
-from bot.handoff.intake import HandoffContext, open_handoff
-from bot.handoff.store import TicketStore
+from bot.handoff.intake import DeskClient, HandoffContext, HttpDeskClient, open_handoff
 from bot.knowledge import default_knowledge
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def _settings() -> Optional[HandoffSettings]:
-    try:
-        return load_settings()
-    except HandoffConfigError as err:
-        logger.error("Handoff is unavailable: %s", err)
-        return None
+def desk_client() -> Optional[DeskClient]:
+    """The agent desk's intake API from ``HANDOFF_DESK_URL`` / ``HANDOFF_INTAKE_TOKEN`` (None: no desk).
 
-
-@lru_cache(maxsize=4)
-def _store(database_url: str, webhook_enabled: bool) -> TicketStore:
-    return TicketStore.from_url(database_url, webhook_enabled=webhook_enabled)
+    Read at every hand-over, so that a desk started or moved later is found without restarting the action
+    server.
+    """
+    return HttpDeskClient.from_env()
 
 
 def handoff_context(tracker: Tracker) -> HandoffContext:
@@ -66,18 +59,10 @@ class ActionHandoff(Action):
         """Send the planned replies; return ``[ConversationPaused()]`` if a ticket was queued, else a follow-up
         ``action_listen`` (so the bot listens again whichever route led here).
 
-        Never raises for a configuration, store or network problem: those give the ``unavailable`` answer.
+        Never raises for a configuration, desk or network problem: those give the ``unavailable`` answer. The
+        desk call (at most a few seconds, bot.handoff.intake.DESK_TIMEOUT_SECONDS) runs in a worker thread.
         """
-        settings = _settings()
-        if settings is None:
-            from bot.handoff.hours import OpeningHours
-
-            settings = HandoffSettings(opening_hours=OpeningHours({}))
-            store = None
-        else:
-            store = _store(settings.database_url, bool(settings.webhook_url))
-        result = await asyncio.to_thread(open_handoff, handoff_context(tracker), settings, store,
-                                         default_knowledge())
+        result = await asyncio.to_thread(open_handoff, handoff_context(tracker), desk_client(), default_knowledge())
         if result.problem:
             logger.warning("Handoff unavailable for one conversation: %s", result.problem)
         send_replies(dispatcher, result.replies)

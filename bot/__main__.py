@@ -4,7 +4,8 @@
 * ``train``  train the model if its inputs changed (content-hash key, see bot.ops.model_store);
 * ``run``    train if needed, start the agent desk, the action server and the Rasa server on loopback, print
   where to talk to them, and stop all three on Ctrl-C;
-* ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``);
+* ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``); ports that
+  are taken (by a running ``run``) are replaced by free ones;
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
@@ -18,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+from typing import Tuple
 
 from bot import PROJECT_ROOT
 from bot.knowledge import KnowledgeError, default_knowledge, load_lexicon
@@ -86,6 +88,21 @@ def _run(args: argparse.Namespace) -> int:
     return 1
 
 
+def _shell_ports(action_port: int, rasa_port: int) -> Tuple[int, int]:
+    """The ports ``shell`` uses: the given ones, or free ones where they are taken (e.g. by ``./scripts/run``),
+    said on stdout."""
+    from bot.ops.servers import available_port
+
+    chosen = []
+    for name, wanted in (("action server", action_port), ("Rasa server", rasa_port)):
+        port = available_port(wanted)
+        if port != wanted:
+            print(f"Port {wanted} is taken (is ./scripts/run running?); the shell's {name} uses port {port}.",
+                  flush=True)
+        chosen.append(port)
+    return chosen[0], chosen[1]
+
+
 def _shell(args: argparse.Namespace) -> int:
     from bot.ops.model_store import ensure_model
     from bot.ops.servers import ServerConfig, server_environment
@@ -93,15 +110,18 @@ def _shell(args: argparse.Namespace) -> int:
     if _check():
         return 1
     model = ensure_model()
-    config = ServerConfig(model=model, action_port=args.action_port)
+    action_port, rasa_port = _shell_ports(args.action_port, args.port)
+    # server_environment sets ACTION_SERVER_PORT, which endpoints.yml reads: Rasa calls this action server.
+    config = ServerConfig(model=model, action_port=action_port, rasa_port=rasa_port)
     env = server_environment(config)
     action = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(args.action_port), "--quiet"],
+        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(action_port), "--quiet"],
         cwd=PROJECT_ROOT, env=env,
     )
     try:
         return subprocess.call(
-            [sys.executable, "-m", "rasa", "shell", "--model", str(model), "--endpoints", "endpoints.yml"],
+            [sys.executable, "-m", "rasa", "shell", "--model", str(model), "--endpoints", "endpoints.yml",
+             "--port", str(rasa_port)],
             cwd=PROJECT_ROOT, env=env,
         )
     finally:
@@ -122,7 +142,10 @@ def main(argv=None) -> int:
     run.add_argument("--desk-port", type=int, default=int(os.environ.get("HANDOFF_DESK_PORT", 5056)),
                      help="port of the agent desk (default 5056)")
     shell = commands.add_parser("shell", help="chat with the assistant in the terminal")
-    shell.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    shell.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)),
+                       help="action server port (default 5055; a free one if it is taken)")
+    shell.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)),
+                       help="port of the shell's own Rasa server (default 5005; a free one if it is taken)")
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
     evaluate.add_argument("--no-cross-validation", action="store_true",
                           help="skip the 5-fold cross-validation (which trains five models)")

@@ -1,9 +1,14 @@
-"""Agent authentication for the desk: per-agent tokens, or one shared secret plus the agent's name.
+"""Who may call the desk: agents (per-agent tokens, or one shared secret plus the agent's name), and the action
+server (one service token for the intake route).
 
-Requests carry ``Authorization: Bearer <token>``. With per-agent tokens (``HANDOFF_AGENT_TOKENS``) the token
+Agent requests carry ``Authorization: Bearer <token>``. With per-agent tokens (``HANDOFF_AGENT_TOKENS``) the token
 names the agent. With the shared secret (``HANDOFF_SHARED_SECRET``) the agent also sends its display name in
 ``X-Agent-Name``, percent-encoded UTF-8 (browsers cannot send raw Chinese in headers). Comparisons are
 constant-time. The name is what the audit table records and what the user sees when the agent joins.
+
+The action server authenticates with the service token ``HANDOFF_INTAKE_TOKEN`` (:class:`ServiceAuth`). The
+two kinds never overlap: the settings refuse a service token equal to an agent credential, agent tokens are
+not accepted on the intake route, and the service token is not an agent credential.
 """
 from __future__ import annotations
 
@@ -57,3 +62,23 @@ class AgentAuth:
         if len(name) > MAX_AGENT_NAME_CHARS or _BAD_NAME.search(name) or name.lower() in RESERVED_NAMES:
             raise AuthError(f"X-Agent-Name must be 1-{MAX_AGENT_NAME_CHARS} printable characters")
         return name
+
+
+class ServiceAuth:
+    """Checks the action server's service token for the intake route; ``token`` None refuses every request."""
+
+    def __init__(self, token: Optional[str]) -> None:
+        self.token = token
+
+    def check(self, authorization: Optional[str]) -> None:
+        """Return if ``authorization`` is ``Bearer <service token>`` (constant-time comparison).
+
+        Raises AuthError for a missing or malformed header, a wrong token, or a desk without a service token.
+        """
+        if not self.token:
+            raise AuthError("the desk has no intake token (HANDOFF_INTAKE_TOKEN); it takes no tickets")
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthError("missing intake token: send 'Authorization: Bearer <HANDOFF_INTAKE_TOKEN>'")
+        token = authorization[len("Bearer "):].strip()
+        if not hmac.compare_digest(self.token.encode(), token.encode()):
+            raise AuthError("wrong intake token")

@@ -6,15 +6,18 @@ the environment:
 =============================== ===========================================================================
 ``HANDOFF_CONFIG``              another YAML file instead of ``config/handoff.yml``
 ``HANDOFF_DATABASE_URL``        SQLAlchemy URL of the ticket store (default ``sqlite:///var/handoff.db``)
-``HANDOFF_DESK_URL``            where the action server finds the desk (unset: handoff is ``unavailable``)
 ``HANDOFF_AGENT_TOKENS``        per-agent tokens, ``name=token,name=token``
 ``HANDOFF_SHARED_SECRET``       one secret for all agents (each then gives a name); ignored with tokens
+``HANDOFF_INTAKE_TOKEN``        the action server's service token for ``POST /api/intake/tickets``
 ``HANDOFF_WEBHOOK_URL``         optional external desk receiving signed events
 ``HANDOFF_WEBHOOK_SECRET``      the HMAC-SHA256 key for the webhook (required with the URL)
 ``HANDOFF_OPENING_HOURS``       e.g. ``mon-fri 09:00-18:00; sat 10:00-16:00`` or ``always``
 ``HANDOFF_CLAIM_TIMEOUT_SECONDS``, ``HANDOFF_CHECK_INTERVAL_SECONDS``  override the YAML values
 ``RASA_URL``, ``RASA_AUTH_TOKEN``  the Rasa server's HTTP API, used by the desk
 =============================== ===========================================================================
+
+These are the desk's settings. The action server reads only ``HANDOFF_DESK_URL`` and ``HANDOFF_INTAKE_TOKEN``
+(bot.handoff.intake): the desk owns the tickets and the opening hours.
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ DEFAULT_CONFIG = PROJECT_ROOT / "config" / "handoff.yml"
 
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'handoff.db'}"
 """The embedded ticket store: a SQLite file under var/."""
+
+MIN_TOKEN_CHARS = 16
+"""Shortest accepted agent or service token."""
 
 
 class HandoffConfigError(ValueError):
@@ -66,9 +72,9 @@ class HandoffSettings(BaseModel):
 
     opening_hours: OpeningHours
     database_url: str = DEFAULT_DATABASE_URL
-    desk_url: Optional[str] = None
     agent_tokens: Dict[str, str] = {}
     shared_secret: Optional[str] = None
+    intake_token: Optional[str] = None
     webhook_url: Optional[str] = None
     webhook_secret: Optional[str] = None
     webhook_max_attempts: int = 5
@@ -83,7 +89,7 @@ class HandoffSettings(BaseModel):
         arbitrary_types_allowed = True
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
-        return f"HandoffSettings(database_url={self.database_url!r}, desk_url={self.desk_url!r})"
+        return f"HandoffSettings(database_url={self.database_url!r})"
 
     __str__ = __repr__
 
@@ -105,12 +111,26 @@ def parse_agent_tokens(text: str) -> Dict[str, str]:
         name, token = name.strip(), token.strip()
         if not sep or not name or not token:
             raise HandoffConfigError("HANDOFF_AGENT_TOKENS entries must look like name=token")
-        if len(token) < 16:
-            raise HandoffConfigError(f"HANDOFF_AGENT_TOKENS: the token of {name!r} is shorter than 16 characters")
+        if len(token) < MIN_TOKEN_CHARS:
+            raise HandoffConfigError(f"HANDOFF_AGENT_TOKENS: the token of {name!r} is shorter than "
+                                     f"{MIN_TOKEN_CHARS} characters")
         if name in tokens or token in tokens.values():
             raise HandoffConfigError(f"HANDOFF_AGENT_TOKENS: {name!r} or its token is given twice")
         tokens[name] = token
     return tokens
+
+
+def _intake_token(env: Mapping[str, str], agent_tokens: Mapping[str, str],
+                  shared_secret: Optional[str]) -> Optional[str]:
+    """The service token, checked here so that an agent credential can never double as it."""
+    token = (env.get("HANDOFF_INTAKE_TOKEN") or "").strip() or None
+    if token is None:
+        return None
+    if len(token) < MIN_TOKEN_CHARS:
+        raise HandoffConfigError(f"HANDOFF_INTAKE_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
+    if token in agent_tokens.values() or token == shared_secret:
+        raise HandoffConfigError("HANDOFF_INTAKE_TOKEN must differ from every agent credential")
+    return token
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -152,12 +172,14 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> HandoffSettings:
     webhook_secret = env.get("HANDOFF_WEBHOOK_SECRET") or None
     if webhook_url and not webhook_secret:
         raise HandoffConfigError("HANDOFF_WEBHOOK_URL is set but HANDOFF_WEBHOOK_SECRET is not")
+    agent_tokens = parse_agent_tokens(env.get("HANDOFF_AGENT_TOKENS", ""))
+    shared_secret = env.get("HANDOFF_SHARED_SECRET") or None
     return HandoffSettings(
         opening_hours=hours,
         database_url=_absolute_sqlite(env.get("HANDOFF_DATABASE_URL") or DEFAULT_DATABASE_URL),
-        desk_url=(env.get("HANDOFF_DESK_URL") or "").rstrip("/") or None,
-        agent_tokens=parse_agent_tokens(env.get("HANDOFF_AGENT_TOKENS", "")),
-        shared_secret=env.get("HANDOFF_SHARED_SECRET") or None,
+        agent_tokens=agent_tokens,
+        shared_secret=shared_secret,
+        intake_token=_intake_token(env, agent_tokens, shared_secret),
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_max_attempts=file_settings.webhook_max_attempts,

@@ -1,30 +1,118 @@
-"""Hand a conversation over: open a ticket and decide what the user is told (used by ``action_handoff``).
+"""Hand a conversation over: send a ticket to the agent desk and decide what the user is told (``action_handoff``).
 
-:func:`open_handoff` is the whole decision, testable without Rasa: if the desk answers its health check and
-the ticket store accepts the ticket, the conversation is queued (the action then pauses it) and the user is
-told what happens next, with the configured opening hours; otherwise the user gets the honest
-``unavailable`` answer with the bank's own channel.
+:func:`open_handoff` is the whole decision, testable without Rasa or a desk: it builds the PII-masked ticket,
+gives it to a :class:`DeskClient` and plans the replies from the desk's answer. If the desk takes the ticket,
+the conversation is queued (the action then pauses it) and the user is told what happens next, with the
+opening hours the desk reports; otherwise the user gets the honest ``unavailable`` answer with the bank's own
+channel.
+
+The action server runs with rasa-sdk alone, so this module reaches the desk over its HTTP API
+(:class:`HttpDeskClient`, standard library only), never the ticket database: the desk owns the tickets and
+the opening hours. The action server's only handoff settings are ``HANDOFF_DESK_URL`` and
+``HANDOFF_INTAKE_TOKEN``.
 """
 from __future__ import annotations
 
-import datetime as dt
+import json
 import logging
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Protocol
 
-from bot.handoff.config import HandoffSettings
+from bot.handoff.contract import INTAKE_PATH, ContractError, IntakeAnswer, NewTicket
 from bot.handoff.priority import PRIORITY_DISTRESS, REASON_FALLBACK, handoff_reason, ticket_priority
-from bot.handoff.store import NewTicket, Ticket, TicketStore
 from bot.handoff.summary import build_summary, intents_seen, transcript
 from bot.knowledge import Knowledge
 from bot.replies import ReplyInstruction, bank_line, identify_institution
 
 logger = logging.getLogger(__name__)
 
-DESK_HEALTH_TIMEOUT_SECONDS = 2.0
-"""How long the action waits for the desk's health check before answering ``unavailable``."""
+DESK_TIMEOUT_SECONDS = 2.0
+"""How long the action waits on the desk (per connect and per read, in seconds) before answering
+``unavailable``: the user is waiting for the bot's reply meanwhile."""
+
+NOT_CONFIGURED = "the agent desk is not configured (HANDOFF_DESK_URL is not set)"
+"""The problem reported when the action server knows no desk."""
+
+
+class DeskUnavailable(RuntimeError):
+    """The desk did not take the ticket. The message says why and holds no personal data (safe to log)."""
+
+
+class DeskClient(Protocol):
+    """What :func:`open_handoff` needs from the desk: one call that stores the ticket."""
+
+    def open_ticket(self, ticket: NewTicket) -> IntakeAnswer:
+        """Store ``ticket`` (or refresh the sender's open one). Raises DeskUnavailable if it was not taken."""
+        ...
+
+
+def read_answer(status: int, body: bytes) -> IntakeAnswer:
+    """The desk's answer from an HTTP ``status`` and raw ``body``.
+
+    Raises DeskUnavailable for a status outside 2xx (with the desk's ``error`` text when it sent one, which
+    never quotes the ticket) or a body that is not a valid answer.
+    """
+    try:
+        data: Any = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if not 200 <= status < 300:
+        error = data.get("error") if isinstance(data, dict) else None
+        raise DeskUnavailable(error if isinstance(error, str) and error else f"the agent desk answered HTTP {status}")
+    try:
+        return IntakeAnswer.from_json(data)
+    except ContractError as err:
+        raise DeskUnavailable(f"the agent desk's answer is malformed: {err}") from err
+
+
+class HttpDeskClient:
+    """POST tickets to the desk at ``base_url`` (e.g. ``http://127.0.0.1:5056``) with the service ``token``.
+
+    Synchronous (call it from a worker thread); ``timeout`` in seconds applies to connecting and to each read.
+    """
+
+    def __init__(self, base_url: str, token: Optional[str], timeout: float = DESK_TIMEOUT_SECONDS) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> Optional[HttpDeskClient]:
+        """The client for ``HANDOFF_DESK_URL`` and ``HANDOFF_INTAKE_TOKEN`` in ``env`` (default ``os.environ``),
+        or None when no desk URL is set."""
+        env = os.environ if env is None else env
+        url = (env.get("HANDOFF_DESK_URL") or "").strip().rstrip("/")
+        if not url:
+            return None
+        return cls(url, (env.get("HANDOFF_INTAKE_TOKEN") or "").strip() or None)
+
+    def open_ticket(self, ticket: NewTicket) -> IntakeAnswer:
+        """POST ``ticket`` to the desk's intake route and read its answer.
+
+        Raises DeskUnavailable without a service token, when the desk cannot be reached or does not answer in
+        time, answers outside 2xx, or answers with something that is not an IntakeAnswer.
+        """
+        if not self.token:
+            raise DeskUnavailable("HANDOFF_INTAKE_TOKEN is not set")
+        body = json.dumps(ticket.to_json(), ensure_ascii=False).encode("utf-8")
+        try:
+            request = urllib.request.Request(self.base_url + INTAKE_PATH, data=body, method="POST", headers={
+                "Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {self.token}"})
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                return read_answer(answer.status, answer.read())
+        except urllib.error.HTTPError as err:
+            try:
+                payload = err.read()
+            except OSError:
+                payload = b""
+            return read_answer(err.code, payload)
+        except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: a malformed URL
+            reason = getattr(err, "reason", err)
+            raise DeskUnavailable(f"the agent desk at {self.base_url} is not reachable: "
+                                  f"{type(reason).__name__}") from err
 
 
 @dataclass(frozen=True)
@@ -42,23 +130,29 @@ class HandoffContext:
 
 @dataclass(frozen=True)
 class HandoffResult:
-    """What to do: send ``replies`` in order; ``queued`` means a ticket is open and the bot must pause."""
+    """What to do: send ``replies`` in order; ``queued`` means the desk holds a ticket and the bot must pause.
+
+    ``ticket_id`` and ``created`` (False: the sender's open ticket was refreshed) come from the desk;
+    ``problem`` says why the handoff is unavailable (no personal data).
+    """
 
     replies: List[ReplyInstruction]
     queued: bool
-    ticket: Optional[Ticket] = None
+    ticket_id: Optional[str] = None
+    created: Optional[bool] = None
     problem: Optional[str] = None
 
 
-def desk_is_up(desk_url: Optional[str], timeout: float = DESK_HEALTH_TIMEOUT_SECONDS) -> bool:
-    """True if ``desk_url``/health answers HTTP 200 within ``timeout`` seconds (False if no URL)."""
-    if not desk_url:
-        return False
-    try:
-        with urllib.request.urlopen(f"{desk_url}/health", timeout=timeout) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+def new_ticket(context: HandoffContext, knowledge: Knowledge) -> NewTicket:
+    """The ticket for ``context``: reason and priority, the summary and the transcript, PII-masked."""
+    reason = handoff_reason(context.latest_intent)
+    events = list(context.events)
+    priority = ticket_priority(reason, intents_seen(events), context.slots.get("risk_level"))
+    return NewTicket(
+        sender_id=context.sender_id, channel=context.channel, priority=priority, reason=reason,
+        summary=build_summary(events, context.slots, knowledge, reason, priority),
+        transcript=transcript(events),
+    )
 
 
 def _unavailable(context: HandoffContext, knowledge: Knowledge, problem: str) -> HandoffResult:
@@ -70,49 +164,37 @@ def _unavailable(context: HandoffContext, knowledge: Knowledge, problem: str) ->
     return HandoffResult(replies=replies, queued=False, problem=problem)
 
 
-def open_handoff(context: HandoffContext, settings: HandoffSettings, store: Optional[TicketStore],
-                 knowledge: Knowledge, now: Optional[dt.datetime] = None,
-                 desk_up: Optional[bool] = None) -> HandoffResult:
-    """Open (or refresh) the sender's ticket and plan the replies.
+def open_handoff(context: HandoffContext, desk: Optional[DeskClient], knowledge: Knowledge) -> HandoffResult:
+    """Give the sender's ticket to ``desk`` and plan the replies.
 
-    ``store`` None or ``desk_up`` False (default: ask ``settings.desk_url``/health) gives the unavailable
-    answer; so does a store error (logged). ``now`` (aware, default the current time) decides whether the desk
-    is open. Never raises for a store or network problem.
+    ``desk`` None (no desk configured) or a desk that does not take the ticket gives the unavailable answer.
+    Whether the desk is open now, and the hours the user is told, are the desk's answer. Never raises for a
+    desk or network problem (a client that raises something other than DeskUnavailable is logged by type
+    only: an exception's message may quote the ticket).
     """
-    if store is None:
-        return _unavailable(context, knowledge, "no ticket store")
-    if desk_up is None:
-        desk_up = desk_is_up(settings.desk_url)
-    if not desk_up:
-        return _unavailable(context, knowledge, "the agent desk is not configured or not reachable")
-    reason = handoff_reason(context.latest_intent)
-    events = list(context.events)
-    priority = ticket_priority(reason, intents_seen(events), context.slots.get("risk_level"))
-    new = NewTicket(
-        sender_id=context.sender_id, channel=context.channel, priority=priority, reason=reason,
-        summary=build_summary(events, context.slots, knowledge, reason, priority),
-        transcript=transcript(events),
-    )
+    if desk is None:
+        return _unavailable(context, knowledge, NOT_CONFIGURED)
+    ticket = new_ticket(context, knowledge)
     try:
-        ticket, _created = store.create_ticket(new)
-    except Exception as err:  # noqa: BLE001 - any store failure means we cannot promise an agent
-        logger.exception("Could not store a handoff ticket: %s", type(err).__name__)
-        return _unavailable(context, knowledge, "the ticket store failed")
+        answer = desk.open_ticket(ticket)
+    except DeskUnavailable as err:
+        return _unavailable(context, knowledge, str(err))
+    except Exception as err:  # noqa: BLE001 - any failure means we cannot promise an agent
+        logger.error("The desk client failed: %s", type(err).__name__)
+        return _unavailable(context, knowledge, f"the desk client failed ({type(err).__name__})")
 
     facts = knowledge.template_values()
-    hours = settings.opening_hours
-    variables = {**facts, "opening_hours": hours.describe(), "ticket_id": ticket.id}
+    variables = {**facts, "opening_hours": answer.opening_hours, "ticket_id": answer.ticket_id}
     replies: List[ReplyInstruction] = []
-    if reason == REASON_FALLBACK:
+    if ticket.reason == REASON_FALLBACK:
         replies.append(ReplyInstruction("utter_handoff_after_fallback", dict(facts)))
-    moment = now or dt.datetime.now(dt.UTC)
-    if hours.is_open(moment):
+    if answer.open_now:
         replies.append(ReplyInstruction("utter_handoff_queued", variables))
     else:
         replies.append(ReplyInstruction("utter_handoff_queued_after_hours", variables))
         institution = identify_institution(context.slots.get("bank"), context.latest_text, knowledge)
         if institution is not None:
             replies.append(bank_line(institution, knowledge))
-        if priority == PRIORITY_DISTRESS:
+        if ticket.priority == PRIORITY_DISTRESS:
             replies.append(ReplyInstruction("utter_handoff_distress_reminder", dict(facts)))
-    return HandoffResult(replies=replies, queued=True, ticket=ticket)
+    return HandoffResult(replies=replies, queued=True, ticket_id=answer.ticket_id, created=answer.created)

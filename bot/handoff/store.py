@@ -5,6 +5,9 @@ outbox row for the external desk. A change with an effect outside the database (
 through Rasa) passes it as ``side_effect``: it runs inside the transaction, after the conditional update,
 and an exception from it rolls everything back, so a failed send leaves no trace but the exception.
 
+New tickets arrive as :class:`bot.handoff.contract.NewTicket` (re-exported here), posted by the action
+server to the desk, which alone writes to this store.
+
 Claiming is a single conditional ``UPDATE ... WHERE status = 'queued' AND claimed_by IS NULL``: of several
 agents claiming at once, exactly one updates a row; the others get :class:`TicketConflict`.
 """
@@ -19,6 +22,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from bot.db import make_engine
+from bot.handoff.contract import NewTicket
 from bot.handoff.schema import audit, notes, tickets, webhook_deliveries
 
 QUEUED, CLAIMED, CLOSED = "queued", "claimed", "closed"
@@ -36,7 +40,12 @@ OUTCOMES = {
 SYSTEM_AGENT = "system"
 """The ``agent`` of audit rows written by the bot or the desk's own timers."""
 
-SideEffect = Callable[["Ticket"], None]
+SideEffect = Callable[["Ticket"], Any]
+"""Runs inside a change's transaction; what it returns is ignored, what it raises rolls the change back."""
+
+__all__ = ["AuditEntry", "CLAIMED", "CLOSED", "Delivery", "HandoffStoreError", "InvalidInput", "NewTicket", "Note",
+           "OUTCOMES", "QUEUED", "SYSTEM_AGENT", "Ticket", "TicketConflict", "TicketNotFound", "TicketStore",
+           "iso", "utcnow"]
 
 
 class HandoffStoreError(Exception):
@@ -71,19 +80,6 @@ def utcnow() -> dt.datetime:
 def iso(moment: Optional[dt.datetime]) -> Optional[str]:
     """A stored naive-UTC time as ISO 8601 with ``Z`` (``None`` stays ``None``)."""
     return None if moment is None else moment.isoformat() + "Z"
-
-
-@dataclass(frozen=True)
-class NewTicket:
-    """What the bot knows when it hands over. ``summary`` and ``transcript`` are JSON-serialisable and
-    already PII-masked (see bot.handoff.summary)."""
-
-    sender_id: str
-    channel: Optional[str]
-    priority: int
-    reason: str
-    summary: Dict[str, Any]
-    transcript: List[Dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -183,7 +179,10 @@ class TicketStore:
 
     @classmethod
     def from_url(cls, url: str, webhook_enabled: bool = False) -> TicketStore:
-        """A store on a new engine for ``url`` (the schema must be migrated: ``bot.db.upgrade_database(url, "handoff")``)."""
+        """A store on a new engine for ``url``.
+
+        The schema must be migrated first: ``bot.db.upgrade_database(url, "handoff")``.
+        """
         return cls(make_engine(url), webhook_enabled=webhook_enabled)
 
     # ----- helpers -----------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 Used by ``python -m bot run`` (the README's run command) and by the end-to-end tests, so the tests exercise
 the same start-up path as a user. Every server binds to 127.0.0.1 only; the Rasa HTTP API is protected by a
 token (``--auth-token``); the ``rest`` and ``socketio`` channels come from credentials.yml. The agent desk
-(bot.handoff.desk) is started first when ``ServerConfig.desk_port`` is set; the action server then finds it
-through ``HANDOFF_DESK_URL``, and the desk reaches Rasa's HTTP API with the same token.
+(``python -m bot.handoff.desk``) is started first when ``ServerConfig.desk_port`` is set; the action server
+then hands tickets to it over its intake API (``HANDOFF_DESK_URL`` with the service token
+``HANDOFF_INTAKE_TOKEN``, random per start unless set), and the desk reaches Rasa's HTTP API with the same
+token as everyone. Output goes to ``agent-desk.log``, ``action-server.log`` and ``rasa-server.log`` in the log
+folder (var/logs/ by default).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional
 
 from bot import PROJECT_ROOT
 
@@ -35,6 +38,22 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on ``port`` of 127.0.0.1 (we could bind it now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def available_port(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else a free port the OS picks (for a second copy of a server,
+    e.g. ``./scripts/shell`` while ``./scripts/run`` holds the default ports)."""
+    return preferred if port_is_free(preferred) else free_port()
 
 
 def load_or_create_token(path: Path, env_var: str = "RASA_AUTH_TOKEN") -> str:
@@ -72,8 +91,11 @@ class ServerConfig:
     """Port of the agent desk; None starts no desk (the bot then answers requests for a human honestly
     that none is available)."""
     handoff_database_url: Optional[str] = None
-    """The ticket store shared by the action server and the desk; None: ``$HANDOFF_DATABASE_URL`` or the
+    """The desk's ticket store (the action server never opens it); None: ``$HANDOFF_DATABASE_URL`` or the
     default var/handoff.db."""
+    intake_token: str = ""
+    """The service token the action server shows the desk; empty: ``$HANDOFF_INTAKE_TOKEN``, else a random one
+    for this start."""
 
 
 @dataclass
@@ -84,7 +106,7 @@ class RunningServers:
     action_server: subprocess.Popen
     rasa_server: subprocess.Popen
     log_files: List[Path]
-    _handles: List[IO] = field(default_factory=list, repr=False)
+    _handles: List[IO[Any]] = field(default_factory=list, repr=False)
     desk_server: Optional[subprocess.Popen] = None
 
     @property
@@ -123,7 +145,8 @@ class RunningServers:
 
 
 def server_environment(config: ServerConfig) -> Dict[str, str]:
-    """The environment both servers run with: ports, loopback binding and the project on PYTHONPATH."""
+    """The environment every server of one start runs with: ports, loopback binding, the project on PYTHONPATH,
+    and with a desk its URL and intake token (the same for the desk and the action server) and Rasa's API."""
     env = dict(os.environ)
     env.update(
         ACTION_SERVER_PORT=str(config.action_port),
@@ -137,6 +160,8 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
     if config.desk_port:
         env.update(
             HANDOFF_DESK_URL=f"http://{LOOPBACK}:{config.desk_port}",
+            HANDOFF_INTAKE_TOKEN=(config.intake_token or env.get("HANDOFF_INTAKE_TOKEN")
+                                  or secrets.token_urlsafe(24)),
             RASA_URL=f"http://{LOOPBACK}:{config.rasa_port}",
             RASA_AUTH_TOKEN=config.token,
         )
@@ -188,7 +213,7 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     action_log = config.log_dir / "action-server.log"
     rasa_log = config.log_dir / "rasa-server.log"
     desk_log = config.log_dir / "agent-desk.log"
-    handles = [action_log.open("ab"), rasa_log.open("ab")]
+    handles: List[IO[Any]] = [action_log.open("ab"), rasa_log.open("ab")]
     desk = None
     if config.desk_port:
         handles.append(desk_log.open("ab"))

@@ -1,22 +1,29 @@
 """The agent desk's HTTP API, over a real desk process (``python -m bot.handoff.desk``) on loopback.
 
 Rasa is replaced here by a small stand-in HTTP server that records the events the desk appends (the real
-Rasa is used in tests/e2e/test_handoff.py). Tickets are created through the store, as the action server
-does. Bad input is answered with a clear 4xx and leaves the database and the conversation untouched.
+Rasa is used in tests/e2e/test_handoff.py). Tickets for the agents' tests are created through the store; the
+intake tests post them as the action server does (bot.handoff.intake.HttpDeskClient). Bad input is answered
+with a clear 4xx and leaves the database and the conversation untouched.
 """
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import threading
 import time
 
 import pytest
 
 from bot.db import upgrade_database
+from bot.handoff.contract import INTAKE_PATH
+from bot.handoff.intake import DeskUnavailable, HandoffContext, HttpDeskClient, open_handoff
 from bot.handoff.notifier import verify_signature
 from bot.handoff.store import CLAIMED, CLOSED, QUEUED, NewTicket, TicketStore
+from bot.ops.servers import LOOPBACK
 from tests.support.handoff import (
     AGENT_TOKENS,
+    INTAKE_TOKEN,
     RASA_TOKEN,
     SHARED_SECRET,
     DeskProcess,
@@ -136,7 +143,8 @@ def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
     assert "13812345678" not in json.dumps(body, ensure_ascii=False)
 
     status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "referred_hardship_plan"})
-    assert status == 200 and body["ticket"]["status"] == CLOSED and body["ticket"]["outcome"] == "referred_hardship_plan"
+    assert status == 200 and body["ticket"]["status"] == CLOSED
+    assert body["ticket"]["outcome"] == "referred_hardship_plan"
     resume, listen, goodbye = rasa.appended[sender][-3:]
     assert resume == {"event": "resume"} and listen["name"] == "action_listen"
     assert goodbye["data"]["custom"]["status"] == "closed" and "助手继续" in goodbye["text"]
@@ -197,7 +205,8 @@ def test_a_missing_or_wrong_agent_token_gets_401(desk, store, rasa, token, name)
                                ("POST", f"/api/tickets/{ticket.id}/claim", None),
                                ("POST", f"/api/tickets/{ticket.id}/reply", {"text": "你好"}),
                                ("POST", f"/api/tickets/{ticket.id}/close", {"outcome": "resolved"})]:
-        status, answer = _unchanged(store, rasa, lambda: _api(desk, method, path, body, token=token, name=name))
+        status, answer = _unchanged(store, rasa, lambda method=method, path=path, body=body: _api(
+            desk, method, path, body, token=token, name=name))
         assert status == 401 and ("token" in answer["error"] or "X-Agent-Name" in answer["error"])
     assert store.get(ticket.id).status == QUEUED
 
@@ -253,7 +262,7 @@ def test_two_agents_claiming_the_same_ticket_at_once_exactly_one_wins(desk, stor
         barrier = threading.Barrier(2)
         results = {}
 
-        def claim(name, token):
+        def claim(name, token, barrier=barrier, results=results, ticket=ticket):
             barrier.wait()
             results[name] = _api(desk, "POST", f"/api/tickets/{ticket.id}/claim", token=token)
 
@@ -325,3 +334,103 @@ def test_the_desk_migrates_postgresql_at_start_up_and_serves_from_it(tmp_path, r
             store.engine.dispose()
         finally:
             desk.stop()
+
+
+# ----- the intake route (the action server's) ------------------------------------------------------------------
+def _new_ticket(sender, priority=3, reason="user_request", lines=1, text="转人工"):
+    return NewTicket(sender, "socketio", priority, reason,
+                     {"reason": reason, "intents_seen": ["request_human"], "situation": {"bank": "招商银行"}},
+                     [{"role": "user", "text": text, "time": None}] * lines)
+
+
+def test_the_action_server_hands_a_ticket_over_with_the_service_token(desk, store):
+    sender = f"intake-user-{next(_counter)}"
+    client = HttpDeskClient(desk.url, INTAKE_TOKEN)
+    first = client.open_ticket(_new_ticket(sender, 2, "agency_victim"))
+    assert first.created and first.open_now and first.opening_hours == "每天全天（北京时间）"
+    stored = store.get(first.ticket_id)
+    assert (stored.sender_id, stored.channel, stored.priority, stored.reason, stored.status) == (
+        sender, "socketio", 2, "agency_victim", QUEUED)
+    assert stored.summary["situation"] == {"bank": "招商银行"} and stored.transcript[0]["text"] == "转人工"
+
+    again = client.open_ticket(_new_ticket(sender, 1, "distress", text="还在吗"))
+    assert again.ticket_id == first.ticket_id and not again.created
+    assert store.get(first.ticket_id).priority == 1 and store.get(first.ticket_id).transcript[0]["text"] == "还在吗"
+    assert [(e.agent, e.action) for e in reversed(store.audit_log(first.ticket_id))] == [
+        ("system", "create"), ("system", "refresh")]
+    queued = [t for t in _api(desk, "GET", "/api/tickets")[1]["tickets"] if t["sender_id"] == sender]
+    assert [t["id"] for t in queued] == [first.ticket_id]
+
+
+def test_open_handoff_over_http_queues_the_user_with_the_desks_hours(desk, store, knowledge):
+    context = HandoffContext(f"intake-user-{next(_counter)}", "rest", [], {"bank": None}, "request_human", "转人工")
+    result = open_handoff(context, HttpDeskClient(desk.url, INTAKE_TOKEN), knowledge)
+    assert result.queued and result.created and result.problem is None
+    (reply,) = result.replies
+    assert reply.response == "utter_handoff_queued" and reply.variables["opening_hours"] == "每天全天（北京时间）"
+    assert store.get(result.ticket_id).sender_id == context.sender_id
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-intake-token-0123456789", WANG_TOKEN, SHARED_SECRET])
+def test_the_intake_route_takes_only_the_service_token(desk, store, rasa, token):
+    body = _new_ticket(f"intake-refused-{next(_counter)}").to_json()
+    status, answer = _unchanged(store, rasa, lambda: call("POST", desk.url + INTAKE_PATH, body, token=token,
+                                                          agent_name="赵丽"))
+    assert status == 401 and "intake token" in answer["error"]
+    with pytest.raises(DeskUnavailable, match="intake token"):
+        HttpDeskClient(desk.url, token or "x").open_ticket(_new_ticket("intake-refused"))
+
+
+def test_the_service_token_is_not_an_agent_credential(desk, store, rasa):
+    for name in (None, "赵丽"):
+        status, answer = _unchanged(store, rasa, lambda name=name: _api(desk, "GET", "/api/tickets",
+                                                                        token=INTAKE_TOKEN, name=name))
+        assert status == 401 and "wrong agent token" in answer["error"]
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (b"{not json", "JSON object"), (b'["a"]', "JSON object"),
+    (b'{"channel": "rest", "priority": 3, "reason": "user_request", "summary": {}, "transcript": []}',
+     "'sender_id'"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 7, "reason": "user_request", "summary": {},'
+     b' "transcript": []}', "'priority'"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "bored", "summary": {}, "transcript": []}',
+     "'reason'"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "user_request", "summary": [],'
+     b' "transcript": []}', "'summary'"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "user_request", "summary": {},'
+     b' "transcript": ["hi"]}', "'transcript'"),
+])
+def test_a_malformed_ticket_gets_400(desk, store, rasa, raw, reason):
+    status, answer = _unchanged(store, rasa, lambda: call("POST", desk.url + INTAKE_PATH, raw=raw,
+                                                          token=INTAKE_TOKEN))
+    assert status == 400 and reason in answer["error"]
+    assert '"u"' not in answer["error"] and "bored" not in answer["error"]  # fields are named, values never quoted
+
+
+def test_the_intake_route_takes_long_transcripts_and_refuses_huge_bodies(desk, store, rasa):
+    long_ticket = _new_ticket(f"intake-long-{next(_counter)}", lines=200, text="欠" * 200)
+    assert len(json.dumps(long_ticket.to_json(), ensure_ascii=False).encode()) > 16 * 1024  # over the agents' limit
+    answer = HttpDeskClient(desk.url, INTAKE_TOKEN).open_ticket(long_ticket)
+    assert answer.created and len(store.get(answer.ticket_id).transcript) == 200
+    status, answer = _unchanged(store, rasa, lambda: _declare_a_huge_body(desk))
+    assert status == 413 and "larger than" in answer["error"]
+
+
+def _declare_a_huge_body(desk):
+    """Announce a 5 MiB ticket and send none of it: the answer must come before the body (raw socket, since an
+    HTTP client sends the whole body before it reads)."""
+    head = (f"POST {INTAKE_PATH} HTTP/1.1\r\nHost: {LOOPBACK}\r\nAuthorization: Bearer {INTAKE_TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {5 * 1024 * 1024}\r\n\r\n").encode()
+    with socket.create_connection((LOOPBACK, desk.port), timeout=10) as conn:
+        conn.sendall(head)
+        answer = http.client.HTTPResponse(conn)
+        answer.begin()
+        return answer.status, json.loads(answer.read(answer.length or 4096))
+
+
+def test_the_desk_refuses_to_start_without_an_intake_token(tmp_path, database_url, rasa):
+    with pytest.raises(RuntimeError, match="HANDOFF_INTAKE_TOKEN"):
+        DeskProcess(_env(tmp_path, database_url, rasa, HANDOFF_INTAKE_TOKEN=""), tmp_path / "desk.log")
+    with pytest.raises(RuntimeError, match="HANDOFF_INTAKE_TOKEN must differ"):
+        DeskProcess(_env(tmp_path, database_url, rasa, HANDOFF_INTAKE_TOKEN=WANG_TOKEN), tmp_path / "desk2.log")

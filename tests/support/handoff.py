@@ -1,7 +1,8 @@
-"""Helpers for the handoff tests: databases (SQLite, PostgreSQL), a stand-in Rasa HTTP API, a desk process,
-and a small JSON HTTP client."""
+"""Helpers for the handoff tests: databases (SQLite, PostgreSQL), a stand-in Rasa HTTP API, a desk process, a
+desk client that needs no desk process, and a small JSON HTTP client."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -16,6 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from bot import PROJECT_ROOT
+from bot.handoff.config import HandoffSettings
+from bot.handoff.contract import IntakeAnswer, NewTicket
+from bot.handoff.desk.service_api import receive_ticket
+from bot.handoff.intake import read_answer
+from bot.handoff.store import TicketStore
 from bot.ops.servers import LOOPBACK, free_port
 from tests.support.servers import request_json
 from tests.support.services import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres  # noqa: F401
@@ -23,6 +29,7 @@ from tests.support.services import PG_HOST, PG_PORT, postgres_reachable, throwaw
 RASA_TOKEN = "fake-rasa-token"
 AGENT_TOKENS = {"王敏": "token-wangmin-0123456789", "李强": "token-liqiang-0123456789"}
 SHARED_SECRET = "shared-desk-secret-0123456789"
+INTAKE_TOKEN = "intake-service-token-0123456789"
 
 
 class FakeRasa:
@@ -98,7 +105,8 @@ class FakeRasa:
 
 
 class DeskProcess:
-    """``python -m bot.handoff.desk`` on a free loopback port, with ``env`` added to the environment."""
+    """``python -m bot.handoff.desk`` on a free loopback port, with ``env`` added to the environment (and the
+    service token INTAKE_TOKEN unless ``env`` names another)."""
 
     def __init__(self, env: Dict[str, str], log: Path) -> None:
         self.port = free_port()
@@ -107,7 +115,8 @@ class DeskProcess:
         self._handle = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.handoff.desk", "--port", str(self.port)], cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **env}, stdout=self._handle,
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HANDOFF_INTAKE_TOKEN": INTAKE_TOKEN, **env},
+            stdout=self._handle,
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -129,6 +138,23 @@ class DeskProcess:
             self.process.terminate()
             self.process.wait(timeout=20)
         self._handle.close()
+
+
+class InProcessDesk:
+    """A DeskClient for unit tests: the ticket goes, as JSON, through the desk's own intake logic
+    (bot.handoff.desk.service_api.receive_ticket) into a real ``store``, and the answer comes back through the
+    action side's reader, as over HTTP; only the socket is left out. ``now`` fixes the desk's clock (aware)."""
+
+    def __init__(self, store: TicketStore, settings: HandoffSettings, now: Optional[dt.datetime] = None) -> None:
+        self.store, self.settings, self.now = store, settings, now
+        self.sent: List[NewTicket] = []
+
+    def open_ticket(self, ticket: NewTicket) -> IntakeAnswer:
+        """Store ``ticket`` as the desk would. Raises DeskUnavailable as the HTTP client would."""
+        self.sent.append(ticket)
+        body = json.loads(json.dumps(ticket.to_json(), ensure_ascii=False))
+        status, answer = receive_ticket(body, self.store, self.settings.opening_hours, self.now)
+        return read_answer(status, json.dumps(answer).encode())
 
 
 def call(method: str, url: str, body: Any = None, token: Optional[str] = None, agent_name: Optional[str] = None,

@@ -1,5 +1,9 @@
 """The handoff's pieces without servers: hours, settings, priority, summary, messages, auth, webhook
-signing and delivery, the intake decision and ``action_handoff``."""
+signing and delivery, the intake decision, the action side's desk client and ``action_handoff``.
+
+The intake tests hand tickets to the desk's own intake logic over a real SQLite store (tests.support.handoff.
+InProcessDesk); the HTTP route itself is tested over a real desk process in tests/integration/test_handoff_desk.py.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -12,10 +16,18 @@ from rasa_sdk.events import ConversationPaused, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.db import upgrade_database
-from bot.handoff.auth import AgentAuth, AuthError
+from bot.handoff.auth import AgentAuth, AuthError, ServiceAuth
 from bot.handoff.config import HandoffConfigError, load_settings, parse_agent_tokens
+from bot.handoff.contract import ContractError, IntakeAnswer, NewTicket
 from bot.handoff.hours import OpeningHoursError, hours_from_mapping, hours_from_text, parse_span
-from bot.handoff.intake import HandoffContext, desk_is_up, open_handoff
+from bot.handoff.intake import (
+    NOT_CONFIGURED,
+    DeskUnavailable,
+    HandoffContext,
+    HttpDeskClient,
+    open_handoff,
+    read_answer,
+)
 from bot.handoff.messages import agent_message_event, bot_event, render
 from bot.handoff.notifier import WebhookNotifier, signature, verify_signature
 from bot.handoff.priority import (
@@ -26,9 +38,9 @@ from bot.handoff.priority import (
     is_repeated_fallback,
     ticket_priority,
 )
-from bot.handoff.store import NewTicket, TicketStore
+from bot.handoff.store import TicketStore
 from bot.handoff.summary import build_summary, transcript
-from tests.support.handoff import WebhookReceiver, always_open_config
+from tests.support.handoff import INTAKE_TOKEN, InProcessDesk, WebhookReceiver, always_open_config
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 
@@ -89,12 +101,16 @@ def test_settings_come_from_the_file_and_the_environment(tmp_path):
     config = always_open_config(tmp_path, claim_timeout_seconds=120)
     settings = load_settings({"HANDOFF_CONFIG": str(config), "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop",
                               "HANDOFF_DATABASE_URL": "sqlite:///var/x.db", "HANDOFF_CLAIM_TIMEOUT_SECONDS": "30",
-                              "HANDOFF_DESK_URL": "http://127.0.0.1:5056/"})
+                              "HANDOFF_INTAKE_TOKEN": INTAKE_TOKEN})
     assert settings.agent_tokens == {"王敏": "abcdefghijklmnop"} and settings.auth_configured
-    assert settings.claim_timeout_seconds == 30 and settings.desk_url == "http://127.0.0.1:5056"
+    assert settings.claim_timeout_seconds == 30 and settings.intake_token == INTAKE_TOKEN
     assert settings.database_url.startswith("sqlite:////") and settings.database_url.endswith("var/x.db")
-    assert "abcdefghijklmnop" not in repr(settings)
+    assert "abcdefghijklmnop" not in repr(settings) and INTAKE_TOKEN not in repr(settings)
     assert load_settings({}).opening_hours.describe().startswith("周一至周五")
+    # The action server's side: the desk's URL (without its trailing slash) and the service token.
+    client = HttpDeskClient.from_env({"HANDOFF_DESK_URL": "http://127.0.0.1:5056/", "HANDOFF_INTAKE_TOKEN": "t"})
+    assert client.base_url == "http://127.0.0.1:5056" and client.token == "t"
+    assert HttpDeskClient.from_env({"HANDOFF_INTAKE_TOKEN": "t"}) is None
 
 
 @pytest.mark.parametrize("env, problem", [
@@ -105,6 +121,9 @@ def test_settings_come_from_the_file_and_the_environment(tmp_path):
     ({"HANDOFF_CLAIM_TIMEOUT_SECONDS": "soon"}, "whole number"),
     ({"HANDOFF_OPENING_HOURS": "weekdays 9-5"}, "HANDOFF_OPENING_HOURS"),
     ({"HANDOFF_CONFIG": "/nonexistent/handoff.yml"}, "missing"),
+    ({"HANDOFF_INTAKE_TOKEN": "short"}, "HANDOFF_INTAKE_TOKEN is shorter than 16"),
+    ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop"}, "must differ"),
+    ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_SHARED_SECRET": "abcdefghijklmnop"}, "must differ"),
 ])
 def test_bad_settings_are_named(env, problem):
     with pytest.raises(HandoffConfigError, match=problem):
@@ -183,6 +202,17 @@ def test_agent_auth_with_tokens_and_with_the_shared_secret():
             auth.authenticate(header, name)
 
 
+def test_service_auth_takes_only_the_service_token():
+    auth = ServiceAuth(INTAKE_TOKEN)
+    auth.check(f"Bearer {INTAKE_TOKEN}")
+    for header, reason in [(None, "missing"), (INTAKE_TOKEN, "missing"), ("Bearer ", "wrong"),
+                           ("Bearer token-a-0123456789", "wrong")]:
+        with pytest.raises(AuthError, match=reason):
+            auth.check(header)
+    with pytest.raises(AuthError, match="no intake token"):
+        ServiceAuth(None).check(f"Bearer {INTAKE_TOKEN}")
+
+
 # ----- webhook -------------------------------------------------------------------------------------------
 def test_signature_is_hmac_sha256_of_timestamp_and_body():
     import hashlib
@@ -243,49 +273,162 @@ def _context(events=CONVERSATION, slots=None, intent="request_human", sender="in
 
 def test_intake_queues_a_ticket_and_tells_the_opening_hours(intake_store, knowledge, tmp_path):
     settings = load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))})
-    result = open_handoff(_context(), settings, intake_store, knowledge, desk_up=True)
-    assert result.queued and result.ticket.priority == PRIORITY_DISTRESS
+    result = open_handoff(_context(), InProcessDesk(intake_store, settings), knowledge)
+    stored = intake_store.get(result.ticket_id)
+    assert result.queued and result.created and stored.priority == PRIORITY_DISTRESS
     (reply,) = result.replies
     assert reply.response == "utter_handoff_queued"
     assert reply.variables["opening_hours"] == "每天全天（北京时间）"
-    assert reply.variables["ticket_id"] == result.ticket.id
-    stored = intake_store.get(result.ticket.id)
+    assert reply.variables["ticket_id"] == result.ticket_id
     assert stored.summary["intents_seen"][-1] == "request_human" and stored.reason == "user_request"
+    assert (stored.sender_id, stored.channel) == ("intake-user", "socketio")
+    assert "11010519491231002X" not in json.dumps(stored.transcript, ensure_ascii=False)  # masked before sending
 
 
 def test_intake_outside_hours_says_so_with_official_channels_and_hotlines(intake_store, knowledge):
     settings = load_settings({"HANDOFF_OPENING_HOURS": "mon-fri 09:00-18:00"})
     sunday_night = dt.datetime(2026, 12, 6, 23, 0, tzinfo=SHANGHAI)
-    result = open_handoff(_context(), settings, intake_store, knowledge, now=sunday_night, desk_up=True)
+    result = open_handoff(_context(), InProcessDesk(intake_store, settings, now=sunday_night), knowledge)
     assert result.queued
     assert [r.response for r in result.replies] == [
         "utter_handoff_queued_after_hours", "utter_bank_channel", "utter_handoff_distress_reminder"]
     assert result.replies[0].variables["nfra_hotline"] == "12378"
+    assert result.replies[0].variables["opening_hours"] == "周一至周五 09:00-18:00（北京时间）"  # the desk's hours
 
 
 def test_intake_after_repeated_fallback_apologises_first(intake_store, knowledge, tmp_path):
     settings = load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))})
     events = [_user("asdf", "nlu_fallback"), _bot("抱歉"), _user("qwer", "nlu_fallback")]
-    result = open_handoff(_context(events, {}, "nlu_fallback", "fallback-user"), settings, intake_store,
-                          knowledge, desk_up=True)
+    result = open_handoff(_context(events, {}, "nlu_fallback", "fallback-user"),
+                          InProcessDesk(intake_store, settings), knowledge)
     assert [r.response for r in result.replies] == ["utter_handoff_after_fallback", "utter_handoff_queued"]
-    assert result.ticket.reason == "repeated_fallback" and result.ticket.priority == PRIORITY_OTHER
+    stored = intake_store.get(result.ticket_id)
+    assert stored.reason == "repeated_fallback" and stored.priority == PRIORITY_OTHER
+
+
+def test_intake_refreshes_the_senders_open_ticket(intake_store, knowledge, tmp_path):
+    desk = InProcessDesk(intake_store, load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))}))
+    first = open_handoff(_context(), desk, knowledge)
+    again = open_handoff(_context(CONVERSATION + [_user("还在吗", "request_human")]), desk, knowledge)
+    assert again.queued and again.ticket_id == first.ticket_id and first.created and not again.created
+    assert len(intake_store.queue()) == 1
 
 
 def test_intake_without_a_desk_is_honestly_unavailable(intake_store, knowledge):
-    settings = load_settings({})
-    result = open_handoff(_context(), settings, intake_store, knowledge)  # no HANDOFF_DESK_URL
-    assert not result.queued and result.ticket is None
+    result = open_handoff(_context(), None, knowledge)  # no HANDOFF_DESK_URL
+    assert not result.queued and result.ticket_id is None and result.problem == NOT_CONFIGURED
     assert [r.response for r in result.replies] == ["utter_handoff_unavailable", "utter_bank_channel"]
     assert intake_store.queue() == []
-    assert not desk_is_up("http://127.0.0.1:9")
+    unreachable = open_handoff(_context(), HttpDeskClient("http://127.0.0.1:9", INTAKE_TOKEN), knowledge)
+    assert not unreachable.queued and "not reachable" in unreachable.problem
+    assert [r.response for r in unreachable.replies] == ["utter_handoff_unavailable", "utter_bank_channel"]
 
 
 def test_intake_with_a_broken_store_is_unavailable(knowledge, tmp_path):
     settings = load_settings({})
     unmigrated = TicketStore.from_url(f"sqlite:///{tmp_path / 'empty.db'}")
-    result = open_handoff(_context(), settings, unmigrated, knowledge, desk_up=True)
+    result = open_handoff(_context(), InProcessDesk(unmigrated, settings), knowledge)
     assert not result.queued and result.problem == "the ticket store failed"
+
+
+class _BrokenClient:
+    def open_ticket(self, ticket):
+        raise KeyError("a bug in a client")
+
+
+def test_intake_with_a_failing_client_is_unavailable(knowledge):
+    result = open_handoff(_context(), _BrokenClient(), knowledge)
+    assert not result.queued and result.problem == "the desk client failed (KeyError)"
+
+
+# ----- the action side's desk client over HTTP ---------------------------------------------------------------
+class _Desk:
+    """A stand-in desk on loopback answering every POST with ``status`` and ``body`` after ``delay`` seconds."""
+
+    def __init__(self, status=201, body=b"", delay=0.0):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        desk = self
+        self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # noqa: N802
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                desk.requests.append((self.path, dict(self.headers), json.loads(data)))
+                import time
+
+                time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except BrokenPipeError:  # the client gave up waiting
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_GOOD = json.dumps({"ticket_id": "t1", "created": True, "open_now": False, "opening_hours": "每天全天（北京时间）"},
+                   ensure_ascii=False).encode()
+_TICKET = NewTicket("u1", "rest", 3, "user_request", {"reason": "user_request"}, [{"role": "user", "text": "转人工"}])
+
+
+def test_the_desk_client_posts_the_ticket_with_the_service_token():
+    desk = _Desk(201, _GOOD)
+    try:
+        answer = HttpDeskClient(desk.url + "/", INTAKE_TOKEN).open_ticket(_TICKET)
+    finally:
+        desk.stop()
+    assert answer == IntakeAnswer("t1", True, False, "每天全天（北京时间）")
+    ((path, headers, body),) = desk.requests
+    assert path == "/api/intake/tickets" and headers["Authorization"] == f"Bearer {INTAKE_TOKEN}"
+    assert NewTicket.from_json(body) == _TICKET
+
+
+@pytest.mark.parametrize("status, body, delay, problem", [
+    (500, b'{"error": "the ticket store failed"}', 0.0, "the ticket store failed"),
+    (401, b'{"error": "wrong intake token"}', 0.0, "wrong intake token"),
+    (502, b"<html>bad gateway</html>", 0.0, "HTTP 502"),
+    (200, b"not json", 0.0, "malformed"),
+    (200, b'{"ticket_id": "t1", "created": "yes", "open_now": true, "opening_hours": "x"}', 0.0, "malformed"),
+    (201, _GOOD, 3.0, "not reachable"),  # slower than the 2 s timeout
+])
+def test_the_desk_client_turns_every_failure_into_desk_unavailable(status, body, delay, problem):
+    desk = _Desk(status, body, delay)
+    try:
+        with pytest.raises(DeskUnavailable, match=problem):
+            HttpDeskClient(desk.url, INTAKE_TOKEN).open_ticket(_TICKET)
+    finally:
+        desk.stop()
+
+
+def test_the_desk_client_needs_the_service_token_and_a_valid_url():
+    with pytest.raises(DeskUnavailable, match="HANDOFF_INTAKE_TOKEN is not set"):
+        HttpDeskClient("http://127.0.0.1:9", None).open_ticket(_TICKET)
+    with pytest.raises(DeskUnavailable, match="not reachable"):
+        HttpDeskClient("not a url", INTAKE_TOKEN).open_ticket(_TICKET)
+
+
+def test_the_contract_round_trips_and_names_bad_fields_without_their_values():
+    assert NewTicket.from_json(json.loads(json.dumps(_TICKET.to_json()))) == _TICKET
+    assert read_answer(201, _GOOD).ticket_id == "t1"
+    with pytest.raises(ContractError, match="'sender_id'") as err:
+        NewTicket.from_json({**_TICKET.to_json(), "sender_id": "x" * 300})
+    assert "xxx" not in str(err.value)
+    with pytest.raises(ContractError, match="'priority'"):
+        NewTicket.from_json({**_TICKET.to_json(), "priority": True})
+    assert NewTicket.from_json({**_TICKET.to_json(), "added_later": 1}) == _TICKET  # unknown fields are ignored
 
 
 def _tracker(events, intent, text):
@@ -299,13 +442,12 @@ def test_action_handoff_without_a_desk_answers_unavailable_and_does_not_pause(mo
     from actions import handoff_actions
 
     monkeypatch.delenv("HANDOFF_DESK_URL", raising=False)
-    handoff_actions._settings.cache_clear()
+    assert handoff_actions.desk_client() is None
     dispatcher = CollectingDispatcher()
     events = asyncio.run(handoff_actions.ActionHandoff().run(
         dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
     assert events == [FollowupAction("action_listen")]
     assert [m["response"] for m in dispatcher.messages] == ["utter_handoff_unavailable"]
-    handoff_actions._settings.cache_clear()
 
 
 def test_action_handoff_with_a_desk_opens_a_ticket_and_pauses(monkeypatch, tmp_path):
@@ -313,17 +455,15 @@ def test_action_handoff_with_a_desk_opens_a_ticket_and_pauses(monkeypatch, tmp_p
 
     url = f"sqlite:///{tmp_path / 'action.db'}"
     upgrade_database(url, "handoff")
-    monkeypatch.setenv("HANDOFF_CONFIG", str(always_open_config(tmp_path)))
-    monkeypatch.setenv("HANDOFF_DATABASE_URL", url)
     monkeypatch.setenv("HANDOFF_DESK_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr("bot.handoff.intake.desk_is_up", lambda url: True)
-    handoff_actions._settings.cache_clear()
+    monkeypatch.setenv("HANDOFF_INTAKE_TOKEN", INTAKE_TOKEN)
+    assert isinstance(handoff_actions.desk_client(), HttpDeskClient)  # what the action would use
+    desk = InProcessDesk(TicketStore.from_url(url),
+                         load_settings({"HANDOFF_CONFIG": str(always_open_config(tmp_path))}))
+    monkeypatch.setattr(handoff_actions, "desk_client", lambda: desk)
     dispatcher = CollectingDispatcher()
-    try:
-        events = asyncio.run(handoff_actions.ActionHandoff().run(
-            dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
-    finally:
-        handoff_actions._settings.cache_clear()
+    events = asyncio.run(handoff_actions.ActionHandoff().run(
+        dispatcher, _tracker(CONVERSATION, "request_human", "转人工"), {}))
     assert events == [ConversationPaused()]
     (message,) = dispatcher.messages
     assert message["response"] == "utter_handoff_queued" and message["opening_hours"] == "每天全天（北京时间）"

@@ -167,6 +167,7 @@ def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(dom
     from bot.handoff.intake import HandoffContext, open_handoff
     from bot.handoff.messages import render
     from bot.handoff.store import TicketStore
+    from tests.support.handoff import InProcessDesk
 
     allowed = _knowledge_digits(knowledge) | _opening_hours_digits()
     url = f"sqlite:///{tmp_path / 'numbers.db'}"
@@ -180,7 +181,8 @@ def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(dom
             moments, ["request_human", "express_distress", "agency_victim", "nlu_fallback"],
             [None, *(inst.aliases[0] for inst in knowledge.institutions)], [True, False])):
         context = HandoffContext(f"numbers-{index}", "rest", [], {"bank": bank}, intent, "转人工")
-        for reply in open_handoff(context, settings, store, knowledge, now=moment, desk_up=desk_up).replies:
+        desk = InProcessDesk(store, settings, now=moment) if desk_up else None
+        for reply in open_handoff(context, desk, knowledge).replies:
             for variant in domain["responses"][reply.response]:
                 for text in _texts_of(variant):
                     rendered = interpolate_text(text, reply.variables)

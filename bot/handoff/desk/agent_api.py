@@ -1,0 +1,186 @@
+"""The agents' HTTP API under ``/api``: the queue, a ticket, the live transcript, claim, reply, notes, close,
+the audit log.
+
+Every route is wrapped once by :func:`agent_route`: it authenticates the agent (bot.handoff.auth.AgentAuth on
+``app.ctx.auth``; 401 otherwise) and maps the store's refusals (404, 409, 400) and a Rasa failure (502) to
+``{"error": reason}``. A change that reaches the user (claim, reply, close) sends its message inside the
+store's transaction, so when Rasa does not take it nothing is changed. Each handler gets the agent's name
+after the request; the store writes the audit rows.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Awaitable, Callable, Dict
+
+from sanic import Blueprint, response
+from sanic.request import Request
+
+from bot.handoff.auth import AuthError
+from bot.handoff.desk.common import BadBody, TooLarge, blocking, error, json_body, text_field
+from bot.handoff.messages import agent_message_event, bot_event, render
+from bot.handoff.priority import PRIORITY_LABELS, REASON_LABELS
+from bot.handoff.rasa_client import RasaUnavailable
+from bot.handoff.store import OUTCOMES, HandoffStoreError, Ticket, utcnow
+from bot.handoff.summary import SLOT_LABELS, transcript
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("desk_agent_api", url_prefix="/api")
+
+AgentHandler = Callable[..., Awaitable[response.HTTPResponse]]
+
+
+def agent_route(handler: AgentHandler) -> Callable[..., Awaitable[response.HTTPResponse]]:
+    """Wrap ``handler(request, agent, **route_args)``: authenticate, run, map store and Rasa errors to JSON."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request, *args: Any, **kwargs: Any) -> response.HTTPResponse:
+        try:
+            agent = request.app.ctx.auth.authenticate(request.headers.get("authorization"),
+                                                      request.headers.get("x-agent-name"))
+        except AuthError as err:
+            logger.info("Refused a desk request to %s: %s", request.path, err)
+            return error(str(err), 401)
+        try:
+            return await handler(request, agent, *args, **kwargs)
+        except HandoffStoreError as err:
+            return error(str(err), err.status)
+        except RasaUnavailable as err:
+            logger.warning("Rasa did not take a desk message: %s", err)
+            return error(f"the conversation server did not accept the message ({err}); nothing was changed", 502)
+
+    return wrapped
+
+
+@bp.exception(BadBody)
+async def bad_body(request: Request, err: Exception) -> response.HTTPResponse:
+    """A body the handler cannot use: 400."""
+    return error(str(err), 400)
+
+
+@bp.exception(TooLarge)
+async def too_large(request: Request, err: Exception) -> response.HTTPResponse:
+    """A reply or note over ``max_reply_chars``: 413."""
+    return error(str(err), 413)
+
+
+def ticket_view(ticket: Ticket, include_transcript: bool = False) -> Dict[str, Any]:
+    """A ticket as the page shows it: the stored fields plus Chinese labels and its age in seconds."""
+    data = ticket.to_dict(include_transcript)
+    data["priority_label"] = PRIORITY_LABELS.get(ticket.priority, str(ticket.priority))
+    data["reason_label"] = REASON_LABELS.get(ticket.reason, ticket.reason)
+    data["age_seconds"] = int((utcnow() - ticket.created_at).total_seconds())
+    if ticket.outcome:
+        data["outcome_label"] = OUTCOMES.get(ticket.outcome, ticket.outcome)
+    return data
+
+
+@bp.get("/me")
+@agent_route
+async def me(request: Request, agent: str) -> response.HTTPResponse:
+    """``{"agent": name, ...}`` plus what the page needs: outcome and slot labels, the longest reply."""
+    return response.json({"agent": agent, "outcomes": OUTCOMES, "slot_labels": SLOT_LABELS,
+                          "max_reply_chars": request.app.ctx.settings.max_reply_chars})
+
+
+@bp.get("/tickets")
+@agent_route
+async def queue(request: Request, agent: str) -> response.HTTPResponse:
+    """Open tickets by priority, then age (``?include_closed=1``: closed ones last)."""
+    include_closed = request.args.get("include_closed") in ("1", "true")
+    tickets = await blocking(request.app.ctx.store.queue, include_closed)
+    return response.json({"tickets": [ticket_view(t) for t in tickets]})
+
+
+@bp.get("/tickets/<ticket_id:str>")
+@agent_route
+async def ticket(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """The ticket with its summary, stored transcript and notes; the view is audited."""
+    store = request.app.ctx.store
+    found = await blocking(store.record_view, ticket_id, agent)
+    notes = await blocking(store.notes, ticket_id)
+    return response.json({"ticket": ticket_view(found, include_transcript=True),
+                          "notes": [n.to_dict() for n in notes]})
+
+
+@bp.get("/tickets/<ticket_id:str>/transcript")
+@agent_route
+async def live_transcript(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """The live transcript from Rasa (with what the user wrote while paused), PII-masked; the stored one
+    with ``live: false`` when Rasa does not answer."""
+    found = await blocking(request.app.ctx.store.get, ticket_id)
+    try:
+        tracker = await blocking(request.app.ctx.rasa.tracker, found.sender_id)
+    except RasaUnavailable as err:
+        return response.json({"live": False, "error": str(err), "messages": found.transcript})
+    return response.json({"live": True, "paused": bool(tracker.get("paused")),
+                          "messages": transcript(tracker.get("events") or [])})
+
+
+@bp.post("/tickets/<ticket_id:str>/claim")
+@agent_route
+async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """Take the ticket (one agent only) and tell the user who joined."""
+    rasa = request.app.ctx.rasa
+
+    def joined(t: Ticket) -> None:
+        message = render("utter_handoff_agent_joined", ticket_id=t.id, agent_name=agent)
+        rasa.append_events(t.sender_id, [bot_event(message, t.id, "agent_joined", agent)])
+
+    claimed = await blocking(request.app.ctx.store.claim, ticket_id, agent, joined)
+    return response.json({"ticket": ticket_view(claimed)})
+
+
+@bp.post("/tickets/<ticket_id:str>/reply")
+@agent_route
+async def reply(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """``{"text": ...}``: send the holder's message to the user on their latest channel."""
+    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    rasa = request.app.ctx.rasa
+
+    def send(t: Ticket) -> None:
+        rasa.append_events(t.sender_id, [agent_message_event(text, agent, t.id)])
+
+    replied = await blocking(request.app.ctx.store.record_reply, ticket_id, agent, text, send)
+    return response.json({"ticket": ticket_view(replied), "sent": text})
+
+
+@bp.post("/tickets/<ticket_id:str>/notes")
+@agent_route
+async def add_note(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """``{"text": ...}``: an internal note (never shown to the user); 201."""
+    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    note = await blocking(request.app.ctx.store.add_note, ticket_id, agent, text)
+    return response.json({"note": note.to_dict()}, status=201)
+
+
+@bp.post("/tickets/<ticket_id:str>/close")
+@agent_route
+async def close(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """``{"outcome": ...}``: close, resume the bot and tell the user."""
+    outcome = json_body(request).get("outcome")
+    if not isinstance(outcome, str) or outcome not in OUTCOMES:
+        raise BadBody(f"'outcome' must be one of {', '.join(OUTCOMES)}")
+    rasa = request.app.ctx.rasa
+
+    def resume(t: Ticket) -> None:
+        message = render("utter_handoff_closed", ticket_id=t.id)
+        # action_listen after the resume: the bot is listening again, so the user's next message is
+        # predicted from the rules exactly as at the start of a turn.
+        rasa.append_events(t.sender_id, [
+            {"event": "resume"},
+            {"event": "action", "name": "action_listen", "policy": "handoff_desk"},
+            bot_event(message, t.id, "closed", agent),
+        ])
+
+    closed = await blocking(request.app.ctx.store.close, ticket_id, agent, outcome, resume)
+    return response.json({"ticket": ticket_view(closed)})
+
+
+@bp.get("/audit")
+@agent_route
+async def audit_log(request: Request, agent: str) -> response.HTTPResponse:
+    """The audit log, newest first (``?ticket_id=<id>``: one ticket's)."""
+    entries = await blocking(request.app.ctx.store.audit_log, request.args.get("ticket_id"))
+    return response.json({"entries": [e.to_dict() for e in entries]})
