@@ -6,7 +6,7 @@ The intents themselves are declared in ``domain/`` (Rasa needs them there) and l
 intents named in ``config.yml``.
 
 * *core* intents are what the assistant exists for: a question about debt, a seller, a record or a channel;
-* *risk* intents (a subset) are the ones whose miss is the worst failure (README, "NLU evaluation"): a
+* *risk* intents (a subset) are the ones whose miss is the worst failure (docs/nlu-evaluation.md): a
   request for a grey-industry service, a victim of one, an evasion plan, a person in despair;
 * *chit-chat* intents are answered by plain responses through rules;
 * *form* intents occur only inside the hardship-plan form (an answer, or a wish to stop).

@@ -86,9 +86,9 @@ class OpeningHours:
             else:
                 groups.append(([index], span))
         zone = _ZONE_NAMES.get(self.timezone, self.timezone)
-        if len(groups) == 1:
-            span = groups[0][1]
-            hours = "全天" if span == Span(0, 24 * 60) else span.label()
+        only = groups[0][1]
+        if len(groups) == 1 and only is not None:
+            hours = "全天" if only == Span(0, 24 * 60) else only.label()
             return f"每天{hours}（{zone}）"
         parts = [f"{_days_label(indices)} {span.label()}" for indices, span in groups if span is not None]
         return "，".join(parts) + f"（{zone}）"
@@ -111,7 +111,7 @@ def hours_from_mapping(mapping: Mapping[str, str], timezone: str = "Asia/Shangha
             raise OpeningHoursError(f"unknown weekday {day!r}; use one of {', '.join(WEEKDAYS)}")
         days[key] = parse_span(text)
     hours = OpeningHours(days, timezone)
-    hours.zone  # validate the zone now, not at the first message
+    _ = hours.zone  # validate the zone now, not at the first message
     return hours
 
 

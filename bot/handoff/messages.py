@@ -37,7 +37,7 @@ def bot_event(message: Dict[str, Any], ticket_id: str, kind: str, agent: Optiona
 
 def agent_message_event(text: str, agent: str, ticket_id: str) -> Dict[str, Any]:
     """The ``BotUttered`` event for an agent's reply: the text, and the ``handoff`` payload with status
-    ``agent_message``, ``text`` and ``agent_name`` (docs/channel-payloads.md)."""
+    ``agent_message``, ``text`` and ``agent_name`` (docs/channels/payloads.md)."""
     custom = {"type": "handoff", "status": "agent_message", "ticket_id": ticket_id, "text": text,
               "agent_name": agent}
     return bot_event({"text": text, "custom": custom}, ticket_id, "agent_message", agent)

@@ -1,6 +1,6 @@
 """Choose CharNgramIntentBlender's settings by cross-validation on the training data only.
 
-``python -m bot tune-blend`` (README "NLU evaluation"):
+``python -m bot tune-blend`` (docs/nlu-evaluation.md):
 
 1. splits ``data/nlu`` into 5 stratified folds (seeded);
 2. for each fold trains the NLU pipeline of config.yml WITHOUT the blender (DIET's full ranking is kept) and

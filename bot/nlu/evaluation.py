@@ -1,6 +1,6 @@
 """Honest NLU evaluation: the project's pipeline against a baseline, on a held-out file never trained on.
 
-``python -m bot evaluate`` (README "NLU evaluation"):
+``python -m bot evaluate`` (docs/nlu-evaluation.md):
 
 1. trains the model if its inputs changed (bot.ops.model_store);
 2. evaluates it on ``tests/data/nlu_holdout.yml``: every held-out message parsed by the trained model, scored with

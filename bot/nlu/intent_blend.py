@@ -3,7 +3,7 @@
 Why: DIET over jieba tokens is strong on phrasings close to its training data; a character n-gram model is
 robust to the typos, pinyin initials and unseen word boundaries of colloquial Chinese (停息挂帐, 征xin, zx).
 Averaging the two probability distributions (a classic soft-voting ensemble) is more accurate than either
-alone on the project's held-out file and in cross-validation (README "NLU evaluation").
+alone on the project's held-out file and in cross-validation (docs/nlu-evaluation.md).
 
 In config.yml it comes after DIETClassifier (whose ``ranking_length`` should be 0, so that every intent has
 a confidence) and before FallbackClassifier, which then judges the blended confidence.

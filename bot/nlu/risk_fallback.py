@@ -14,7 +14,7 @@ becomes ``nlu_fallback``, so that the bot asks what the user means instead of, s
 crisis reply. No training or held-out line is of that kind, so this changes no measured figure.
 
 Whether to use it was decided by cross-validation on the training data only (``python -m bot tune-blend``,
-README "NLU evaluation"). It replaces FallbackClassifier in config.yml; it predicts the same ``nlu_fallback``
+docs/nlu-evaluation.md). It replaces FallbackClassifier in config.yml; it predicts the same ``nlu_fallback``
 intent (ranked first, the real ranking kept behind it), which is what Rasa's fallback rules and
 ``rasa test``'s fallback handling look for.
 """

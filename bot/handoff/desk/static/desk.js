@@ -1,4 +1,4 @@
-// The agent desk page: plain JavaScript over the desk's /api (see bot/handoff/desk.py). No libraries.
+// The agent desk page: plain JavaScript over the desk's /api (see bot/handoff/desk/). No libraries.
 "use strict";
 
 const state = { token: "", name: "", me: null, selected: null, ticket: null, timers: [] };
