@@ -99,6 +99,8 @@ def _upgrade(url: str, branch: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        _transactional_ddl(engine)
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
@@ -108,14 +110,43 @@ def _upgrade(url: str, branch: str) -> None:
         engine.dispose()
 
 
+def _transactional_ddl(engine: Engine) -> None:
+    """Make a SQLite engine run DDL inside its transaction, so that an interrupted migration leaves nothing.
+
+    Python's sqlite3 commits on its own before a ``CREATE`` or ``DROP``; with its implicit transactions off and an
+    explicit ``BEGIN``, a migration's tables, copies and drops commit together or not at all (SQLAlchemy's
+    documented pysqlite recipe, "Serializable isolation / Savepoints / Transactional DDL").
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _explicit_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _branch_revisions(config: Any, branch: str) -> set:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config)
+    return {revision.revision for revision in script.iterate_revisions(f"{branch}@head", "base")}
+
+
 def _adopt_legacy_version(connection: Any, branch: str, config: Any) -> None:
-    """Stamp ``branch`` at the revision an earlier release's own version table records, once."""
+    """Stamp ``branch`` at the revision an earlier release's own version table records, when the shared version
+    table holds no revision of ``branch`` yet (whether or not another store's migrations created it)."""
     from alembic import command
 
     legacy = LEGACY_VERSION_TABLES.get(branch)
     tables = set(inspect(connection).get_table_names())
-    if legacy is None or legacy not in tables or VERSION_TABLE in tables:
+    if legacy is None or legacy not in tables:
         return
+    if VERSION_TABLE in tables:
+        recorded = {row[0] for row in connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}")}
+        if recorded & _branch_revisions(config, branch):
+            return
     revision = connection.exec_driver_sql(f"SELECT version_num FROM {legacy}").scalar()
     if revision:
         command.stamp(config, revision)

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from bot.directory import bank_channel_card, deploying_institution, is_deploying, resolve_institution
 from bot.knowledge import Institution, Knowledge
 from bot.quantities import find_quantities, parse_amount_yuan
-from bot.replies import ReplyInstruction, bank_line, identify_institution
+from bot.replies import ReplyInstruction, identify_institution, plan_bank_line
 from bot.text_normalisation import compact
 
 OTHER = "其他"
@@ -211,7 +211,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     replies = [ReplyInstruction(name, variables) for name in names]
     card_institutions = _card_institutions(institution, deploying)
     for inst in card_institutions:
-        replies.append(bank_line(inst, knowledge, deploying_hint if is_deploying(inst, knowledge) else ""))
+        replies.append(plan_bank_line(inst, knowledge, deploying_hint if is_deploying(inst, knowledge) else ""))
     if case.reason in _DOCUMENTS:
         replies.append(ReplyInstruction("utter_hardship_plan_script", {**variables, "hardship_reason": case.reason}))
     else:

@@ -32,21 +32,29 @@ def identify_institution(bank: Optional[str], text: str, knowledge: Knowledge) -
     return institution
 
 
-def bank_line(institution: Institution, knowledge: Knowledge, app_hint: str = "") -> ReplyInstruction:
-    """The reply naming ``institution``'s own channel, with every knowledge value for the placeholders.
+def bank_line(institution: Institution, knowledge: Knowledge) -> ReplyInstruction:
+    """The reply naming ``institution``'s channel, with every knowledge value for the placeholders.
 
-    * the deploying bank (data/knowledge/deployment.yml) with a number: ``utter_bank_channel_deploying``, its
-      own numbers (which it supplied, so no caveat) and ``app_hint`` (the in-app path, or "");
-    * another lender with a sourced number: ``utter_bank_channel``, whose text carries the caveat that the
-      number is from public sources and that the number on the card or in the official app comes first;
-    * no sourced number: ``utter_bank_channel_no_number`` (the card or the official app only).
-    Numbers come only from banks.yml and deployment.yml (shared/DOMAIN.md §4).
+    With a sourced number: ``utter_bank_channel``, whose text carries the caveat that the number comes from public
+    sources and that the number on the card or in the lender's official app comes first, never one an agent
+    gives; without one: ``utter_bank_channel_no_number`` (the card or the official app only). The numbers are
+    the directory's (banks.yml, shared/DOMAIN.md §4), for the deploying bank too: this line is the same whichever
+    bank runs the assistant.
     """
-    numbers = institution_numbers(institution, knowledge)
-    variables = {**knowledge.template_values(), "bank_name": institution.name, "app_path_hint": app_hint}
+    numbers = institution_numbers(institution)
+    variables = {**knowledge.template_values(), "bank_name": institution.name}
     if not numbers:
         return ReplyInstruction("utter_bank_channel_no_number", variables)
-    variables["bank_numbers"] = "，".join(numbers)
-    if is_deploying(institution, knowledge):
-        return ReplyInstruction("utter_bank_channel_deploying", variables)
-    return ReplyInstruction("utter_bank_channel", variables)
+    return ReplyInstruction("utter_bank_channel", {**variables, "bank_numbers": "，".join(numbers)})
+
+
+def plan_bank_line(institution: Institution, knowledge: Knowledge, app_hint: str = "") -> ReplyInstruction:
+    """The channel line of the hardship plan: for the deploying bank (data/knowledge/deployment.yml) with a
+    number, ``utter_bank_channel_deploying`` with the numbers it supplied itself (so no caveat) and ``app_hint``
+    (the in-app path to its hardship application, or ""); for any other lender, :func:`bank_line`."""
+    numbers = institution_numbers(institution, knowledge)
+    if not numbers or not is_deploying(institution, knowledge):
+        return bank_line(institution, knowledge)
+    return ReplyInstruction("utter_bank_channel_deploying", {
+        **knowledge.template_values(), "bank_name": institution.name, "bank_numbers": "，".join(numbers),
+        "app_path_hint": app_hint})

@@ -94,7 +94,9 @@ def channel_texts(channel: str) -> Dict[str, str]:
         content = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise TextsError(f"{path}: the channel's texts are missing") from err
-    if not isinstance(content, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
-                                                for k, v in content.items()):
-        raise TextsError(f"{path}: expected a mapping of keys to non-empty texts")
-    return dict(content)
+    if not isinstance(content, dict):
+        raise TextsError(f"{path}: expected a mapping of keys to texts")
+    for key, text in content.items():
+        if not isinstance(text, str) or not text.strip():
+            raise TextsError(f"{path}: {key}: a non-empty text is required")
+    return {str(key): text for key, text in content.items()}

@@ -130,6 +130,8 @@ def _intake_token(env: Mapping[str, str], agent_tokens: Mapping[str, str],
         raise HandoffConfigError(f"HANDOFF_INTAKE_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
     if token in agent_tokens.values() or token == shared_secret:
         raise HandoffConfigError("HANDOFF_INTAKE_TOKEN must differ from every agent credential")
+    if token == (env.get("RASA_AUTH_TOKEN") or "").strip():
+        raise HandoffConfigError("HANDOFF_INTAKE_TOKEN must differ from RASA_AUTH_TOKEN")
     return token
 
 

@@ -11,6 +11,7 @@ Error messages name fields, never their values: values may be a user's words.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -27,8 +28,26 @@ MAX_CHANNEL_CHARS = 64
 """Width of ``handoff_tickets.channel``."""
 
 
+TRANSCRIPT_ROLES = ("user", "bot", "agent")
+"""Who said a transcript line (bot.handoff.summary.message_entry)."""
+
+
 class ContractError(ValueError):
     """A JSON document that is not a valid ticket or answer; the message names the field (not its value)."""
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as JSON, strictly: ``NaN`` and ``Infinity``, which Python's reader accepts but no browser's
+    does, are refused, so that no ticket the agents' page cannot read is stored. Raises ContractError."""
+
+    def refuse(constant: str) -> Any:
+        raise ContractError(f"the ticket holds {constant}, which is not JSON")
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ContractError("the ticket must be a JSON object") from err
+
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,9 @@ class NewTicket:
         if (not isinstance(transcript, list) or len(transcript) > MAX_TRANSCRIPT_MESSAGES
                 or not all(isinstance(line, dict) for line in transcript)):
             raise ContractError(f"'transcript' must be a list of at most {MAX_TRANSCRIPT_MESSAGES} JSON objects")
+        if not all(line.get("role") in TRANSCRIPT_ROLES and isinstance(line.get("text"), str) for line in transcript):
+            raise ContractError(f"every 'transcript' line needs a 'role' ({', '.join(TRANSCRIPT_ROLES)}) and a "
+                                "'text' string")
         return cls(sender_id=sender_id, channel=channel, priority=priority, reason=reason, summary=summary,
                    transcript=transcript)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from bot.replies import ReplyInstruction, bank_line, identify_institution
 logger = logging.getLogger(__name__)
 
 DESK_TIMEOUT_SECONDS = 2.0
-"""How long the action waits on the desk (per connect and per read, in seconds) before answering
-``unavailable``: the user is waiting for the bot's reply meanwhile."""
+"""How long the action waits for the desk's answer, in seconds, all in all, before answering ``unavailable``:
+the user is waiting for the bot's reply meanwhile."""
 
 NOT_CONFIGURED = "the agent desk is not configured (HANDOFF_DESK_URL is not set)"
 """The problem reported when the action server knows no desk."""
@@ -68,10 +69,22 @@ def read_answer(status: int, body: bytes) -> IntakeAnswer:
         raise DeskUnavailable(f"the agent desk's answer is malformed: {err}") from err
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: following one would resend the service token, perhaps to another host."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
+"""Straight to the desk: no proxy from the environment (it would see the token and the ticket), no redirects."""
+
+
 class HttpDeskClient:
     """POST tickets to the desk at ``base_url`` (e.g. ``http://127.0.0.1:5056``) with the service ``token``.
 
-    Synchronous (call it from a worker thread); ``timeout`` in seconds applies to connecting and to each read.
+    Synchronous (call it from a worker thread). The whole exchange is bounded by ``timeout`` seconds: a desk that
+    answers slowly is treated as unreachable. Never uses an HTTP proxy or follows a redirect.
     """
 
     def __init__(self, base_url: str, token: Optional[str], timeout: float = DESK_TIMEOUT_SECONDS) -> None:
@@ -97,11 +110,31 @@ class HttpDeskClient:
         """
         if not self.token:
             raise DeskUnavailable("HANDOFF_INTAKE_TOKEN is not set")
+        outcome: List[Any] = []
+
+        def exchange() -> None:
+            try:
+                outcome.append(self._post(ticket))
+            except BaseException as err:  # noqa: BLE001 - handed to the waiting caller
+                outcome.append(err)
+
+        worker = threading.Thread(target=exchange, name="desk-intake", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if not outcome:
+            raise DeskUnavailable(f"the agent desk at {self.base_url} is not reachable: no answer within "
+                                  f"{self.timeout:g} s")
+        if isinstance(outcome[0], BaseException):
+            raise outcome[0]
+        answer: IntakeAnswer = outcome[0]
+        return answer
+
+    def _post(self, ticket: NewTicket) -> IntakeAnswer:
         body = json.dumps(ticket.to_json(), ensure_ascii=False).encode("utf-8")
         try:
             request = urllib.request.Request(self.base_url + INTAKE_PATH, data=body, method="POST", headers={
                 "Content-Type": "application/json; charset=utf-8", "Authorization": f"Bearer {self.token}"})
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with _OPENER.open(request, timeout=self.timeout) as answer:
                 return read_answer(answer.status, answer.read())
         except urllib.error.HTTPError as err:
             try:

@@ -92,13 +92,14 @@ def channels_given(events: Iterable[Mapping[str, Any]], knowledge: Knowledge) ->
     return given
 
 
-def _clean(value: Any) -> Any:
+def mask_values(value: Any) -> Any:
+    """``value`` (JSON-like: strings, lists, dicts, scalars) with every string PII-masked (bot.privacy)."""
     if isinstance(value, str):
         return mask_pii(value)
     if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
+        return [mask_values(item) for item in value]
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): mask_values(v) for k, v in value.items()}
     return value
 
 
@@ -113,8 +114,8 @@ def build_summary(events: List[Mapping[str, Any]], slots: Mapping[str, Any], kno
         "reason": reason,
         "priority": priority,
         "intents_seen": intents_seen(events),
-        "situation": {name: _clean(slots[name]) for name in CASE_SLOTS if slots.get(name) not in (None, "", [])},
-        "risk": {name: _clean(slots[name]) for name in RISK_SLOTS if slots.get(name) not in (None, "", [])},
+        "situation": {name: mask_values(slots[name]) for name in CASE_SLOTS if slots.get(name) not in (None, "", [])},
+        "risk": {name: mask_values(slots[name]) for name in RISK_SLOTS if slots.get(name) not in (None, "", [])},
         "channels_given": channels_given(events, knowledge),
         "last_user_message": last,
         "user_messages": len(user_events),

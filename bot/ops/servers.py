@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Mapping, Optional
 
 from bot import PROJECT_ROOT
 
@@ -171,6 +171,12 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
     return env
 
 
+def rasa_server_environment(env: Mapping[str, str]) -> Dict[str, str]:
+    """``env`` without what the Rasa server has no use for: the desk's intake token stays with the desk and the
+    action server, so that a leak from the Rasa process cannot open tickets."""
+    return {name: value for name, value in env.items() if name != "HANDOFF_INTAKE_TOKEN"}
+
+
 def _wait_healthy(url: str, process: subprocess.Popen, name: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -235,7 +241,8 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     ]
     if config.token:
         rasa_cmd += ["--auth-token", config.token]
-    rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=env, stdout=handles[1], stderr=subprocess.STDOUT)
+    rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_server_environment(env), stdout=handles[1],
+                            stderr=subprocess.STDOUT)
     logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
     servers = RunningServers(config, action, rasa, logs, handles, desk)
     try:

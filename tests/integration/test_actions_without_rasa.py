@@ -1,6 +1,7 @@
 """The action server runs with rasa-sdk alone: ``python -m rasa_sdk --actions actions`` in an interpreter that
 refuses to import ``rasa``, ``sqlalchemy``, ``alembic`` and ``tensorflow`` (as in the slim image built from
-requirements/actions.in), called over its real ``/webhook`` as the Rasa server calls it.
+requirements/actions.in), started in a folder that holds only the files that file's recipe copies into the image
+(IMAGE_FILES), and called over its real ``/webhook`` as the Rasa server calls it, for every custom action.
 
 The refusal is a ``sitecustomize`` module on PYTHONPATH that puts a finder first on ``sys.meta_path`` and
 records every refused name (so an import that was caught and tolerated is still seen). The venv has no
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +30,9 @@ from tests.support.handoff import INTAKE_TOKEN
 from tests.support.servers import request_json
 
 BLOCKED = ("rasa", "sqlalchemy", "alembic", "tensorflow")
+
+IMAGE_FILES = ("actions", "bot", "data/knowledge", "domain")
+"""What requirements/actions.in says to copy into the image, besides the packages."""
 
 SITECUSTOMIZE = textwrap.dedent('''
     """Refuse the packages the slim action-server image lacks (tests/integration/test_actions_without_rasa.py)."""
@@ -82,30 +88,58 @@ def _tracker(sender: str, intent: str, text: str) -> dict:
 
 CALLS = {
     "action_warn_debt_agency": ("seek_debt_agency", "有人说交钱就能帮我停息挂账，靠谱吗"),
+    "action_warn_credit_repair": ("seek_credit_repair", "交五千能把征信洗白吗"),
+    "action_support_agency_victim": ("agency_victim", "交了两千服务费，人找不到了"),
+    "action_explain_evasion_risk": ("ask_evade_debt", "换个号码是不是就不用还了"),
+    "action_explain_legal_risk": ("ask_legal_risk", "信用卡还不上会坐牢吗"),
+    "action_guide_hardship_plan": ("ask_hardship_plan", "想跟银行协商分期"),
+    "action_guide_collection_complaint": ("report_collection_abuse", "催收天天打电话骂我"),
+    "action_answer_credit_record": ("ask_credit_record", "逾期记录多久能消"),
+    "action_list_complaint_channels": ("ask_complaint_channel", "去哪里投诉银行"),
+    "action_support_distress": ("express_distress", "我真的撑不下去了"),
+    "action_clarify_or_answer_risk": ("nlu_fallback", "嗯嗯那个"),
     "action_give_hardship_plan": ("inform", "没有逾期"),
+    "action_stop_hardship_form": ("stop", "算了"),
     "action_handoff": ("request_human", "转人工"),
 }
 
 
 @pytest.fixture(scope="module")
-def slim_env(tmp_path_factory):
+def image(tmp_path_factory):
+    """A folder holding only what the slim image holds (IMAGE_FILES, copied from the project)."""
+    folder = tmp_path_factory.mktemp("image")
+    for name in IMAGE_FILES:
+        shutil.copytree(PROJECT_ROOT / name, folder / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "static", "migrations"))
+    return folder
+
+
+def test_the_recipe_copies_what_the_test_image_holds():
+    recipe = (PROJECT_ROOT / "requirements" / "actions.in").read_text(encoding="utf-8")
+    copied = re.search(r"copy (.+?) into the image", recipe, re.S)
+    assert copied, "requirements/actions.in no longer says what to copy"
+    assert sorted(re.findall(r"([a-z_/]+)/", copied.group(1))) == sorted(IMAGE_FILES)
+
+
+@pytest.fixture(scope="module")
+def slim_env(tmp_path_factory, image):
     """The environment of an interpreter without the heavy packages, and the file naming what it refused."""
     folder = tmp_path_factory.mktemp("slim")
     (folder / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
     refused = folder / "refused.log"
     refused.touch()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HANDOFF_", "RASA_"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(folder), str(PROJECT_ROOT)]), REFUSED_IMPORTS_LOG=str(refused),
+    env.update(PYTHONPATH=os.pathsep.join([str(folder), str(image)]), REFUSED_IMPORTS_LOG=str(refused),
                SANIC_HOST=LOOPBACK, PYTHONUNBUFFERED="1",
                # A desk that is not running: the action must answer honestly that no agent can be reached.
                HANDOFF_DESK_URL=f"http://{LOOPBACK}:{free_port()}", HANDOFF_INTAKE_TOKEN=INTAKE_TOKEN)
-    return env, refused
+    return env, refused, image
 
 
 def test_the_blocker_refuses_the_heavy_packages(slim_env):
-    env, refused = slim_env
+    env, refused, image = slim_env
     for package in BLOCKED:
-        result = subprocess.run([sys.executable, "-c", f"import {package}"], env=env, cwd=PROJECT_ROOT,
+        result = subprocess.run([sys.executable, "-c", f"import {package}"], env=env, cwd=image,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode != 0 and "refused: not in the slim image" in result.stderr, package
     assert set(refused.read_text().split()) == set(BLOCKED)
@@ -114,12 +148,12 @@ def test_the_blocker_refuses_the_heavy_packages(slim_env):
 
 @pytest.fixture(scope="module")
 def slim_action_server(slim_env, tmp_path_factory):
-    env, refused = slim_env
+    env, refused, image = slim_env
     port = free_port()
     log = tmp_path_factory.mktemp("slim-log") / "action-server.log"
     with log.open("wb") as handle:
         process = subprocess.Popen([sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-                                   cwd=PROJECT_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+                                   cwd=image, env=env, stdout=handle, stderr=subprocess.STDOUT)
         url = f"http://{LOOPBACK}:{port}"
         try:
             deadline = time.monotonic() + 90
@@ -183,12 +217,13 @@ def test_an_action_call_over_the_webhook_answers_as_in_the_full_environment(slim
         written = log.read_text(encoding="utf-8")
         assert "is not reachable" in written, written[-2000:]  # it did try the (absent) desk, over HTTP
         assert text not in written, "the user's words reached the log"
-    elif action_name == "action_warn_debt_agency":
-        assert names and all(name and name.startswith("utter_") for name in names)
-        assert any(event["event"] == "slot" for event in answer["events"])
-    else:
+    elif action_name == "action_give_hardship_plan":
         assert any(message.get("custom") for message in answer["responses"]), "the channel card is missing"
         assert {"event": "slot", "timestamp": None, "name": "hardship_form_retries", "value": None} in answer["events"]
+    elif action_name == "action_stop_hardship_form":
+        assert names == ["utter_hardship_form_stopped"]
+    else:
+        assert names and all(name and name.startswith("utter_") for name in names)
 
     monkeypatch.delenv("HANDOFF_DESK_URL", raising=False)  # no desk here either
     assert answer == _run_here(action_name, tracker, domain)

@@ -400,6 +400,10 @@ def test_the_service_token_is_not_an_agent_credential(desk, store, rasa):
      b' "transcript": []}', "'summary'"),
     (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "user_request", "summary": {},'
      b' "transcript": ["hi"]}', "'transcript'"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "user_request", "summary": {},'
+     b' "transcript": [{"role": 5, "text": {"a": 1}}]}', "'transcript' line"),
+    (b'{"sender_id": "u", "channel": "rest", "priority": 3, "reason": "user_request", "summary": {"amount": NaN},'
+     b' "transcript": []}', "NaN"),
 ])
 def test_a_malformed_ticket_gets_400(desk, store, rasa, raw, reason):
     status, answer = _unchanged(store, rasa, lambda: call("POST", desk.url + INTAKE_PATH, raw=raw,
@@ -427,6 +431,20 @@ def _declare_a_huge_body(desk):
         answer = http.client.HTTPResponse(conn)
         answer.begin()
         return answer.status, json.loads(answer.read(answer.length or 4096))
+
+
+def test_the_desk_masks_what_it_stores_whatever_the_action_side_sent(desk, store):
+    """A ticket is masked by the action server; the desk masks it again, so that a sender with the token that
+    skipped the masking (or a future bug) cannot put an ID number in front of the agents."""
+    raw_id = "110105194912310021"
+    ticket = NewTicket(f"intake-mask-{next(_counter)}", "rest", 3, "user_request",
+                       {"reason": "user_request", "last_user_message": f"身份证{raw_id}"},
+                       [{"role": "user", "text": f"我的身份证{raw_id}", "time": None}])
+    answer = HttpDeskClient(desk.url, INTAKE_TOKEN).open_ticket(ticket)
+    stored = store.get(answer.ticket_id)
+    assert raw_id not in json.dumps(stored.summary, ensure_ascii=False)
+    assert raw_id not in json.dumps(stored.transcript, ensure_ascii=False)
+    assert "已隐藏]" in stored.transcript[0]["text"]
 
 
 def test_the_desk_refuses_to_start_without_an_intake_token(tmp_path, database_url, rasa):

@@ -101,6 +101,52 @@ def test_a_store_migrated_by_the_earlier_history_is_adopted_not_recreated(databa
     assert store.get(ticket.id).sender_id == ticket.sender_id
 
 
+def test_the_earlier_history_is_adopted_even_when_another_store_migrated_the_database_first(database_url, store):
+    ticket, _ = store.create_ticket(_new())
+    engine = make_engine(database_url)
+    legacy = LEGACY_VERSION_TABLES["handoff"]
+    try:
+        with engine.begin() as conn:  # the earlier release's layout, then the WeChat store's upgrade comes first
+            conn.execute(text(f"CREATE TABLE {legacy} (version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text(f"INSERT INTO {legacy} VALUES ('0001_handoff_tables')"))
+            conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+        upgrade_database(database_url, "wechat")
+        upgrade_database(database_url, "handoff")
+        with engine.connect() as conn:
+            versions = {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+    finally:
+        engine.dispose()
+    assert versions == {"0001_handoff_tables", "0001_wechat_store"}
+    assert store.get(ticket.id).sender_id == ticket.sender_id
+
+
+def test_an_interrupted_migration_leaves_nothing_behind(database_url, monkeypatch):
+    """A migration that fails half-way (a killed server, a full disk) rolls back its DDL, on SQLite too, so the
+    next start migrates from scratch instead of tripping over half-made tables."""
+    from alembic.operations import Operations
+
+    real_create_index = Operations.create_index
+
+    def fail_after_the_tables(self, *args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(Operations, "create_index", fail_after_the_tables)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        upgrade_database(database_url, "handoff")
+    engine = make_engine(database_url)
+    try:
+        assert "handoff_tickets" not in set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    monkeypatch.setattr(Operations, "create_index", real_create_index)
+    upgrade_database(database_url, "handoff")
+    engine = make_engine(database_url)
+    try:
+        assert "handoff_tickets" in set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def test_a_new_ticket_is_queued_with_its_summary_transcript_and_audit(store):
     ticket, created = store.create_ticket(_new(bank="招商银行"))
     assert created and ticket.status == QUEUED and ticket.claimed_by is None

@@ -7,7 +7,7 @@ import yaml
 from actions.guidance_actions import ACTION_FOR_TOPIC, GUIDANCE_ACTIONS, GuidanceAction
 from bot import PROJECT_ROOT
 from bot.guidance import TOPIC_RESPONSES
-from bot.intents import ALL_INTENTS, CORE_INTENTS, RISK_INTENTS
+from bot.intents import ALL_INTENTS, CHITCHAT_INTENTS, CORE_INTENTS, RISK_INTENTS
 from bot.project_files import dialogue_blocks
 from bot.texts import domain_responses
 
@@ -73,3 +73,18 @@ def test_config_weights_exactly_the_risk_intents():
 
 def test_bot_texts_are_read_as_rasa_reads_the_domain(domain):
     assert domain_responses() == domain["responses"]
+
+
+def test_the_rules_confirm_which_intents_are_core_and_which_chit_chat():
+    """The vocabulary's grouping, checked against a source it does not write: a core intent's rule answers it with
+    its own custom action (ACTION_FOR_TOPIC, or the hand-over), a chit-chat intent's with a response or the
+    clarifying action. So moving an intent from one group to the other in bot/intents.py fails here."""
+    first_answers = {block["steps"][0]["intent"]: block["steps"][1].get("action")
+                     for block in dialogue_blocks()
+                     if "rule" in block and "condition" not in block and "intent" in block["steps"][0]}
+    for intent in CORE_INTENTS:
+        assert first_answers[intent] in (ACTION_FOR_TOPIC.get(intent), "action_handoff"), intent
+    for intent in CHITCHAT_INTENTS:
+        assert first_answers[intent].startswith("utter_") or first_answers[intent] == "action_clarify_or_answer_risk", \
+            intent
+    assert len(CORE_INTENTS) == 11 and len(RISK_INTENTS) == 5 and len(CHITCHAT_INTENTS) == 7

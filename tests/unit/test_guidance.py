@@ -133,3 +133,16 @@ def test_segment_messages(topic, text, segment_message):
 def test_rational_users_go_straight_to_the_official_channel():
     names = _names(_plan("seek_debt_agency", "有个公司说交三千块服务费就能帮我停息挂账，靠谱吗"))
     assert names == ["utter_warn_debt_agency", "utter_official_channel_card_issuer"]
+
+
+def test_the_deploying_bank_is_named_as_any_other_bank_outside_the_hardship_plan(monkeypatch):
+    """Guidance names a lender's channel with the directory's numbers and the caveat whichever bank deploys the
+    assistant; only the hardship plan speaks for the deploying bank with its own numbers and in-app path."""
+    from bot import PROJECT_ROOT
+    from bot.knowledge import load_knowledge
+
+    monkeypatch.setenv("DEBT_HELP_DEPLOYMENT", str(PROJECT_ROOT / "docs" / "deployment.example.yml"))
+    deployed = load_knowledge()
+    plan = plan_guidance("ask_complaint_channel", ConversationState("招行信用卡乱收费怎么投诉"), deployed)
+    assert _names(plan) == ["utter_list_complaint_channels", "utter_bank_channel"]
+    assert plan.replies[1].variables["bank_numbers"] == "95555，信用卡 400-820-5555"

@@ -124,6 +124,7 @@ def test_settings_come_from_the_file_and_the_environment(tmp_path):
     ({"HANDOFF_INTAKE_TOKEN": "short"}, "HANDOFF_INTAKE_TOKEN is shorter than 16"),
     ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop"}, "must differ"),
     ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_SHARED_SECRET": "abcdefghijklmnop"}, "must differ"),
+    ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "RASA_AUTH_TOKEN": "abcdefghijklmnop"}, "RASA_AUTH_TOKEN"),
 ])
 def test_bad_settings_are_named(env, problem):
     with pytest.raises(HandoffConfigError, match=problem):
@@ -345,7 +346,7 @@ def test_intake_with_a_failing_client_is_unavailable(knowledge):
 class _Desk:
     """A stand-in desk on loopback answering every POST with ``status`` and ``body`` after ``delay`` seconds."""
 
-    def __init__(self, status=201, body=b"", delay=0.0):
+    def __init__(self, status=201, body=b"", delay=0.0, headers=None):
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -365,6 +366,8 @@ class _Desk:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(body)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(body)
                 except BrokenPipeError:  # the client gave up waiting
@@ -411,6 +414,55 @@ def test_the_desk_client_turns_every_failure_into_desk_unavailable(status, body,
             HttpDeskClient(desk.url, INTAKE_TOKEN).open_ticket(_TICKET)
     finally:
         desk.stop()
+
+
+def test_the_desk_client_waits_two_seconds_at_most_even_for_a_desk_that_answers_drop_by_drop():
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def dripping_desk():
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 1000\r\n\r\n")
+        for _ in range(8):  # a byte every 1.5 s: no single read ever times out
+            time.sleep(1.5)
+            try:
+                connection.sendall(b" ")
+            except OSError:
+                break
+        connection.close()
+
+    threading.Thread(target=dripping_desk, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DeskUnavailable, match="no answer within 2 s"):
+            HttpDeskClient(f"http://127.0.0.1:{listener.getsockname()[1]}", INTAKE_TOKEN).open_ticket(_TICKET)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 3.0
+
+
+def test_the_desk_client_uses_no_proxy_and_follows_no_redirect(monkeypatch):
+    proxy = _Desk(201, _GOOD)  # would answer as a desk: it must not be asked at all
+    desk = _Desk(201, _GOOD)
+    moved = _Desk(302, b"", headers={"Location": desk.url + "/api/intake/tickets"})
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert HttpDeskClient(desk.url, INTAKE_TOKEN).open_ticket(_TICKET).ticket_id == "t1"
+        with pytest.raises(DeskUnavailable, match="HTTP 302"):
+            HttpDeskClient(moved.url, INTAKE_TOKEN).open_ticket(_TICKET)
+    finally:
+        for server in (proxy, desk, moved):
+            server.stop()
+    assert proxy.requests == [] and len(desk.requests) == 1
 
 
 def test_the_desk_client_needs_the_service_token_and_a_valid_url():

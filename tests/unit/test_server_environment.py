@@ -5,7 +5,15 @@ import socket
 from pathlib import Path
 
 from bot.__main__ import _shell_ports
-from bot.ops.servers import LOOPBACK, ServerConfig, available_port, free_port, port_is_free, server_environment
+from bot.ops.servers import (
+    LOOPBACK,
+    ServerConfig,
+    available_port,
+    free_port,
+    port_is_free,
+    rasa_server_environment,
+    server_environment,
+)
 
 
 def _config(**overrides):
@@ -44,3 +52,11 @@ def test_shell_takes_free_ports_where_the_given_ones_are_taken_and_says_so(capsy
     out = capsys.readouterr().out
     assert f"Port {busy} is taken" in out and f"uses port {action_port}" in out and str(idle) not in out
     assert server_environment(_config(action_port=action_port))["ACTION_SERVER_PORT"] == str(action_port)
+
+
+def test_the_rasa_server_does_not_get_the_intake_token(monkeypatch):
+    monkeypatch.delenv("HANDOFF_INTAKE_TOKEN", raising=False)
+    env = server_environment(_config(desk_port=5156))
+    rasa = rasa_server_environment(env)
+    assert "HANDOFF_INTAKE_TOKEN" not in rasa and rasa["RASA_AUTH_TOKEN"] == env["RASA_AUTH_TOKEN"]
+    assert set(env) - set(rasa) == {"HANDOFF_INTAKE_TOKEN"}

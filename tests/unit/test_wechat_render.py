@@ -45,7 +45,7 @@ def test_missing_channel_text_is_a_clear_error(tmp_path, monkeypatch):
             ChannelTexts.load()
         bot.texts.channel_texts.cache_clear()
         broken.write_text("text_only: 请输入文字\noptions_intro: ''\n", encoding="utf-8")
-        with pytest.raises(ValueError, match="wechat.yml"):  # bot.texts refuses an empty text itself
+        with pytest.raises(ValueError, match="wechat.yml: options_intro"):  # bot.texts refuses it itself
             ChannelTexts.load()
     finally:
         bot.texts.channel_texts.cache_clear()

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import replace
 from typing import Any, Dict, Optional, Tuple
 
 from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.handoff.auth import AuthError
-from bot.handoff.contract import ContractError, IntakeAnswer, NewTicket
-from bot.handoff.desk.common import blocking, error, parsed_json
+from bot.handoff.contract import ContractError, IntakeAnswer, NewTicket, parse_body
+from bot.handoff.desk.common import blocking, error
 from bot.handoff.hours import OpeningHours
 from bot.handoff.store import TicketStore
+from bot.handoff.summary import mask_values
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +42,19 @@ bp = Blueprint("desk_service_api", url_prefix="/api/intake")
 
 def receive_ticket(body: Any, store: TicketStore, hours: OpeningHours,
                    now: Optional[dt.datetime] = None) -> Tuple[int, Dict[str, Any]]:
-    """Store the ticket in ``body`` (parsed JSON) and answer as the route does: ``(status, JSON answer)``.
+    """Store the ticket in ``body`` (the raw request body, or JSON already parsed) and answer as the route does:
+    ``(status, JSON answer)``.
 
     201 with the IntakeAnswer for a new ticket, 200 for a refreshed one, 400 for an invalid body, 503 if the
-    store fails. ``now`` (aware; default the current time) decides ``open_now``. Blocking (the store); never
-    raises.
+    store fails. The summary and transcript arrive masked by the action side and are masked again here before
+    they are stored (bot.privacy): the desk does not take a sender's word for it. ``now`` (aware; default the
+    current time) decides ``open_now``. Blocking (the store); never raises.
     """
     try:
-        new = NewTicket.from_json(body)
+        new = NewTicket.from_json(parse_body(bytes(body)) if isinstance(body, (bytes, bytearray)) else body)
     except ContractError as err:
         return 400, {"error": str(err)}
+    new = replace(new, summary=mask_values(new.summary), transcript=mask_values(new.transcript))
     try:
         ticket, created = store.create_ticket(new)
     except Exception as err:  # noqa: BLE001 - the action must get an answer; the type is enough to log
@@ -75,6 +80,6 @@ async def take_ticket(request: Request) -> response.HTTPResponse:
         return error(f"the ticket is larger than {INTAKE_MAX_BODY_BYTES} bytes", 413)
     request.stream.request_max_size = INTAKE_MAX_BODY_BYTES  # a chunked body over it: Sanic's 413 while reading
     await request.receive_body()
-    status, answer = await blocking(receive_ticket, parsed_json(request), request.app.ctx.store,
+    status, answer = await blocking(receive_ticket, request.body or b"", request.app.ctx.store,
                                     request.app.ctx.settings.opening_hours)
     return response.json(answer, status=status)
