@@ -16,8 +16,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.replies import send_replies
 from bot import intents
-from bot.guidance import ConversationState, GuidancePlan, fallback_topic, plan_guidance
+from bot.crisis import CrisisLevel
+from bot.guidance import ConversationState, GuidancePlan, distress_reading, fallback_topic, plan_guidance
 from bot.handoff.priority import is_repeated_fallback
+from bot.hardship import FORM_NAME as HARDSHIP_FORM
 from bot.hardship import FORM_SLOTS
 from bot.intents import ACTION_FOR_TOPIC
 from bot.knowledge import default_knowledge
@@ -119,9 +121,22 @@ class ActionListComplaintChannels(GuidanceAction):
 
 
 class ActionSupportDistress(GuidanceAction):
-    """Answers ``express_distress``: care and the crisis hotlines (the rule then hands over to a human)."""
+    """Answers ``express_distress``: danger gets care and the crisis hotlines, and the rules then hand over to a
+    human (leaving the hardship form with its answers kept); stress gets care and the lawful route, and the
+    conversation (or the form) goes on. Which is which: bot.guidance.distress_reading."""
 
     topic, action_name = intents.EXPRESS_DISTRESS, "action_support_distress"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        """The plan's replies and slots; for stress, a follow-up that skips the rules' hand-over: the form's
+        question again inside the hardship form, else listening."""
+        events = await super().run(dispatcher, tracker, domain)
+        if distress_reading(tracker.latest_message.get("text") or "") is CrisisLevel.STRESS:
+            in_form = tracker.active_loop.get("name") == HARDSHIP_FORM
+            events.append(FollowupAction(HARDSHIP_FORM if in_form else "action_listen"))
+        return events
 
 
 GUIDANCE_ACTIONS = [ActionWarnDebtAgency, ActionWarnCreditRepair, ActionSupportAgencyVictim, ActionExplainEvasionRisk,

@@ -7,12 +7,13 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.replies import send_replies
 from bot import hardship
+from bot.crisis import reads_as_danger
 from bot.knowledge import default_knowledge
 
 
@@ -31,12 +32,43 @@ def _invalid(slot: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> D
     return {slot: hardship.SKIP_VALUES[slot]}
 
 
+def _intent(tracker: Tracker) -> Optional[str]:
+    return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def _answer_despite_intent(slot: str, tracker: Tracker) -> Dict[Text, Any]:
+    if tracker.get_slot("requested_slot") != slot or tracker.get_slot(slot) not in (None, ""):
+        return {}
+    answer = hardship.answer_despite_intent(slot, _latest_text(tracker), _intent(tracker))
+    return {slot: answer} if answer is not None else {}
+
+
 class ValidateHardshipPlanForm(FormValidationAction):
-    """Validates each answer of ``hardship_plan_form`` with bot.hardship's readers."""
+    """Validates each answer of ``hardship_plan_form`` with bot.hardship's readers, reads a stated reason or
+    amount that the NLU classified as despair or evasion (bot.hardship.answer_despite_intent), and rejects the
+    form's turn for a message that reads as danger, so that the rules answer it with care first."""
 
     def name(self) -> Text:
         """The form validation action's name in the domain."""
         return "validate_hardship_plan_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> List[EventType]:
+        """Reject the form's turn (``ActionExecutionRejected``: Rasa then predicts the rules' care and
+        hand-over, and the answers given so far are kept) when the message reads as danger; else validate."""
+        if reads_as_danger(_latest_text(tracker)):
+            return [ActionExecutionRejected(hardship.FORM_NAME)]
+        return await super().run(dispatcher, tracker, domain)
+
+    async def extract_hardship_reason(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                      domain: DomainDict) -> Dict[Text, Any]:
+        """A hardship reason stated in a message the NLU called despair or evasion ("生意赔了")."""
+        return _answer_despite_intent("hardship_reason", tracker)
+
+    async def extract_monthly_repayment_capacity(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                                 domain: DomainDict) -> Dict[Text, Any]:
+        """An amount stated in a message the NLU called despair or evasion."""
+        return _answer_despite_intent("monthly_repayment_capacity", tracker)
 
     def validate_bank(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                       domain: DomainDict) -> Dict[Text, Any]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
 from bot import texts
+from bot.crisis import CrisisLevel, crisis_level
+from bot.hardship import states_hardship
 from bot.intents import (
     AGENCY_VICTIM,
     ASK_COMPLAINT_CHANNEL,
@@ -237,8 +239,25 @@ def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
     return risk.segment != state.user_segment or bool(risk.new_flags)
 
 
+def distress_reading(text: str) -> CrisisLevel:
+    """How to answer a message the NLU called ``express_distress``.
+
+    ``STRESS`` (care and the lawful route, no hand-over) when the crisis lexicon reads stress and no danger,
+    or reads nothing but the message states a hardship reason ("生意赔了，钱都花光了"); ``DANGER`` (care, the
+    psychological assistance hotline and 110/120, a person: shared/DOMAIN.md §4) otherwise, including every
+    message the lexicon cannot place: a missed danger is the worst failure, a false alarm costs one caring
+    message.
+    """
+    level = crisis_level(text)
+    if level is CrisisLevel.STRESS or (level is CrisisLevel.NONE and states_hardship(text)):
+        return CrisisLevel.STRESS
+    return CrisisLevel.DANGER
+
+
 def _responses_for(topic: str, state: ConversationState) -> Tuple[str, ...]:
     responses = TOPIC_RESPONSES[topic]
+    if topic == EXPRESS_DISTRESS and distress_reading(state.latest_message) is CrisisLevel.STRESS:
+        responses = ("utter_support_stress",)
     if topic == ASK_HARDSHIP_PLAN and state.hardship_case_complete:
         responses = ("utter_hardship_plan_again",)
     return responses

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
+from bot.crisis import reads_as_danger
 from bot.directory import bank_channel_card, deploying_institution, is_deploying, resolve_institution
+from bot.intents import ASK_EVADE_DEBT, ASK_LEGAL_RISK, EXPRESS_DISTRESS, OUT_OF_SCOPE
 from bot.knowledge import Institution, Knowledge
 from bot.quantities import find_quantities, parse_amount_yuan
 from bot.replies import ReplyInstruction, identify_institution, plan_bank_line
@@ -30,6 +32,9 @@ DEBT_TYPES = ("信用卡", "网贷", "消费贷", "房贷", "车贷")
 HARDSHIP_REASONS = ("失业", "疾病", "收入下降", OTHER)
 """Reasons the form accepts."""
 
+FORM_NAME = "hardship_plan_form"
+"""The form's name in domain/hardship.yml."""
+
 FORM_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
 """The required slots of hardship_plan_form, in the order it asks (domain/hardship.yml)."""
 
@@ -44,12 +49,18 @@ MAX_REASKS = 1
 
 _DECLINE = ("不想说", "不方便说", "不方便", "不说", "保密", "跳过", "不知道", "不清楚", "说不好", "不确定")
 _REASON_WORDS = {
-    "失业": ("失业", "没工作", "没有工作", "被裁", "裁员", "下岗", "辞退", "离职", "找不到工作", "公司倒闭", "待业"),
-    "疾病": ("疾病", "生病", "病了", "住院", "手术", "癌", "治疗", "看病", "大病", "受伤", "残疾", "病"),
-    "收入下降": ("收入下降", "收入减少", "降薪", "工资低", "工资少", "减薪", "生意不好", "生意亏", "亏本", "亏了",
-                 "收入不稳定", "没收入", "赚不到钱", "工资发不出", "欠薪"),
+    "失业": ("失业", "没工作", "没有工作", "被裁", "裁员", "下岗", "辞退", "开除", "离职", "找不到工作", "公司倒闭",
+             "厂子倒闭", "倒闭", "破产", "待业", "丢了工作", "工作没了", "没活干", "没活儿干", "停工", "停产"),
+    "疾病": ("疾病", "生病", "病了", "住院", "手术", "癌", "治疗", "看病", "大病", "受伤", "残疾", "医药费", "医疗费",
+             "化疗", "病"),
+    "收入下降": ("收入下降", "收入减少", "收入少了", "收入低", "降薪", "降工资", "工资降", "扣工资", "工资低", "工资少",
+                 "减薪", "生意不好", "生意亏", "生意赔", "生意失败", "生意做砸", "投资失败", "亏本", "亏损", "亏了",
+                 "赔了", "收入不稳定", "没收入", "赚不到钱", "工资发不出", "没发工资", "工资没发", "工资也没发",
+                 "拖欠工资", "欠薪", "没订单", "业绩不好"),
 }
-_OTHER_WORDS = ("其他", "其它", "别的")
+_OTHER_WORDS = ("其他", "其它", "别的", "离婚", "家里出事", "家里有事", "家里困难", "家里急用", "孩子上学", "学费",
+                "老人", "父母", "担保", "被骗", "疫情", "车祸", "意外", "以贷养贷", "借新还旧", "开销大", "花销大",
+                "钱都花光", "花光了")
 _DEBT_TYPE_WORDS = {
     "信用卡": ("信用卡", "xyk", "卡债", "信用卡欠款"),
     "网贷": ("网贷", "网络贷款", "借呗", "花呗", "微粒贷", "白条", "金条", "借条", "平台"),
@@ -106,6 +117,40 @@ def read_hardship_reason(text: Optional[str]) -> Optional[str]:
     if any(word in normalised for word in _OTHER_WORDS):
         return OTHER
     return None
+
+
+ANSWER_DESPITE_INTENT = (EXPRESS_DISTRESS, ASK_EVADE_DEBT, ASK_LEGAL_RISK, OUT_OF_SCOPE)
+"""Intents that keep the form's own ``from_text`` mappings (domain/) from taking a message, but under which an
+everyday answer is often classified: "生意赔了" or "家里有人生病，钱都花光了" read as despair, "公司倒闭了工资也没发"
+as evasion. For these, :func:`answer_despite_intent` reads the requested slot from the text itself."""
+
+_QUESTION_MARKERS = ("吗", "?", "怎么", "能不能", "可不可以", "可以不", "会不会", "是不是", "要不要")
+
+
+def answer_despite_intent(slot: Optional[str], text: str, intent: Optional[str]) -> Optional[str]:
+    """The answer to the form's requested ``slot`` in ``text`` when the NLU gave one of ANSWER_DESPITE_INTENT,
+    else None.
+
+    Only a stated reason (``hardship_reason``) or amount (``monthly_repayment_capacity``) counts, never a
+    message that reads as danger (that one leaves the form for the care message, bot.crisis), and for the
+    question intents never a message that asks something (it gets its own answer first). Returns the text,
+    which the slot's validator then reads.
+    """
+    if intent not in ANSWER_DESPITE_INTENT or not text or reads_as_danger(text):
+        return None
+    if intent != EXPRESS_DISTRESS and any(marker in compact(text) for marker in _QUESTION_MARKERS):
+        return None
+    if slot == "hardship_reason":
+        return text if read_hardship_reason(text) not in (None, UNSTATED) else None
+    if slot == "monthly_repayment_capacity":
+        value, _problem = read_monthly_capacity(text)
+        return text if value not in (None, UNSTATED) else None
+    return None
+
+
+def states_hardship(text: Optional[str]) -> bool:
+    """True when ``text`` names a hardship reason (job, illness, income, or another life event)."""
+    return read_hardship_reason(text) not in (None, UNSTATED)
 
 
 def read_monthly_capacity(text: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
