@@ -149,6 +149,8 @@ def main(argv=None) -> int:
     evaluate = commands.add_parser("evaluate", help="evaluate NLU on the held-out file against a baseline")
     evaluate.add_argument("--no-cross-validation", action="store_true",
                           help="skip the 5-fold cross-validation (which trains five models)")
+    commands.add_parser("crisis-answers", help="measure crisis answers on danger, stress and hardship messages "
+                                               "(tests/data/crisis_holdout.yml) with the trained model")
     commands.add_parser("nlu-report", help="render reports/nlu/README.md from the figures in reports/nlu/*.json")
     commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
                                            "on the training data (trains five NLU models)")
@@ -173,6 +175,15 @@ def main(argv=None) -> int:
         from bot.nlu.evaluation import evaluate as run_evaluation
 
         run_evaluation(cross_validation=not args.no_cross_validation)
+        return 0
+    if args.command == "crisis-answers":
+        from bot.nlu.crisis_answers import measure
+        from bot.ops.model_store import ensure_model
+
+        measure(ensure_model())
+        from bot.nlu.report import write_report
+
+        print(f"Written: {write_report()}")
         return 0
     if args.command == "nlu-report":
         from bot.nlu.report import write_report

@@ -67,8 +67,10 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
 
 
-def render_report(evaluation: Mapping[str, Any], tuning: Optional[Mapping[str, Any]] = None) -> str:
-    """The Markdown report for the figures of ``evaluation.json`` (and ``blend_tuning.json``, when given).
+def render_report(evaluation: Mapping[str, Any], tuning: Optional[Mapping[str, Any]] = None,
+                  crisis: Optional[Mapping[str, Any]] = None) -> str:
+    """The Markdown report for the figures of ``evaluation.json`` (and ``blend_tuning.json`` and
+    ``crisis.json``, when given).
 
     Raises KeyError if a file lacks a field the report shows (a file from an older evaluation).
     """
@@ -121,6 +123,17 @@ def render_report(evaluation: Mapping[str, Any], tuning: Optional[Mapping[str, A
                   f"`python -m bot tune-blend` recommends the highest pooled risk-intent recall among the settings "
                   f"within {tuning['macro_f1_tolerance']} of the best macro-F1; fallbacks count as misses.", ""]
         lines += _table(["row", "setting", "macro-F1", "pooled risk recall", "fallbacks"], _grid_rows(tuning))
+    if crisis:
+        from bot.nlu.crisis_answers import summary_rows
+
+        sections = crisis["sections"]
+        lines += ["", "## Crisis answers (`tests/data/crisis_holdout.yml`)", "",
+                  f"Measured on {crisis['measured']} at commit {crisis['commit']} by `python -m bot crisis-answers`: "
+                  f"{sections['danger']['messages']} danger, {sections['stress']['messages']} stress and "
+                  f"{sections['hardship']['messages']} hardship messages, written fresh. \"Rules before\" is the "
+                  "dialogue before the crisis lexicon (express_distress always the crisis answer and always out of "
+                  "the form), on the same parses.", ""]
+        lines += _table(["", "now", "rules before"], [list(row) for row in summary_rows(sections)])
     lines += ["", "Confusion matrices: [pipeline](pipeline_confusion_matrix.png), "
               "[baseline](baseline_confusion_matrix.png).", ""]
     return "\n".join(lines)
@@ -135,7 +148,7 @@ def rendered_from_files(directory: Path = REPORT_DIR) -> str:
     evaluation = _load(directory / "evaluation.json")
     if evaluation is None:
         raise FileNotFoundError(f"{directory / 'evaluation.json'}: run `python -m bot evaluate` first")
-    return render_report(evaluation, _load(directory / "blend_tuning.json"))
+    return render_report(evaluation, _load(directory / "blend_tuning.json"), _load(directory / "crisis.json"))
 
 
 def write_report(directory: Path = REPORT_DIR) -> Path:
