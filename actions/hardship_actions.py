@@ -15,6 +15,7 @@ from actions.replies import send_replies
 from bot import hardship
 from bot.crisis import reads_as_danger
 from bot.knowledge import default_knowledge
+from bot.risk import default_risk_engine
 
 
 def _latest_text(tracker: Tracker) -> str:
@@ -39,7 +40,9 @@ def _intent(tracker: Tracker) -> Optional[str]:
 def _answer_despite_intent(slot: str, tracker: Tracker) -> Dict[Text, Any]:
     if tracker.get_slot("requested_slot") != slot or tracker.get_slot(slot) not in (None, ""):
         return {}
-    answer = hardship.answer_despite_intent(slot, _latest_text(tracker), _intent(tracker))
+    text = _latest_text(tracker)
+    red_flags = bool(default_risk_engine().find_flags(text))
+    answer = hardship.answer_despite_intent(slot, text, _intent(tracker), red_flags)
     return {slot: answer} if answer is not None else {}
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from bot.crisis import reads_as_danger
 from bot.directory import bank_channel_card, deploying_institution, is_deploying, resolve_institution
-from bot.intents import ASK_EVADE_DEBT, ASK_LEGAL_RISK, EXPRESS_DISTRESS, OUT_OF_SCOPE
+from bot.intents import AGENCY_VICTIM, EXPRESS_DISTRESS, REQUEST_HUMAN, SEEK_CREDIT_REPAIR, SEEK_DEBT_AGENCY
 from bot.knowledge import Institution, Knowledge
 from bot.quantities import find_quantities, parse_amount_yuan
 from bot.replies import ReplyInstruction, identify_institution, plan_bank_line
@@ -49,18 +49,19 @@ MAX_REASKS = 1
 
 _DECLINE = ("不想说", "不方便说", "不方便", "不说", "保密", "跳过", "不知道", "不清楚", "说不好", "不确定")
 _REASON_WORDS = {
-    "失业": ("失业", "没工作", "没有工作", "被裁", "裁员", "下岗", "辞退", "开除", "离职", "找不到工作", "公司倒闭",
-             "厂子倒闭", "倒闭", "破产", "待业", "丢了工作", "工作没了", "没活干", "没活儿干", "停工", "停产"),
-    "疾病": ("疾病", "生病", "病了", "住院", "手术", "癌", "治疗", "看病", "大病", "受伤", "残疾", "医药费", "医疗费",
-             "化疗", "病"),
-    "收入下降": ("收入下降", "收入减少", "收入少了", "收入低", "降薪", "降工资", "工资降", "扣工资", "工资低", "工资少",
-                 "减薪", "生意不好", "生意亏", "生意赔", "生意失败", "生意做砸", "投资失败", "亏本", "亏损", "亏了",
-                 "赔了", "收入不稳定", "没收入", "赚不到钱", "工资发不出", "没发工资", "工资没发", "工资也没发",
-                 "拖欠工资", "欠薪", "没订单", "业绩不好"),
+    "失业": ("失业", "没工作", "没有工作", "工作丢", "丢了工作", "工作没了", "找工作", "找不到工作", "被裁", "裁员",
+             "被优化", "优化了", "下岗", "辞退", "开除", "离职", "辞职", "辞了工作", "倒闭", "破产", "关门", "待业",
+             "没活干", "没活儿", "停工", "停产", "放长假", "隔离", "干不了", "没法干", "没法再干", "没找到"),
+    "疾病": ("疾病", "生病", "病", "住院", "手术", "癌", "肿瘤", "治疗", "看病", "医药费", "医疗费", "化疗",
+             "受伤", "摔伤", "工伤", "残疾", "瘫痪", "icu", "康复", "身体不好", "出血", "车祸", "意外"),
+    "收入下降": ("收入", "工资", "降薪", "减薪", "底薪", "提成", "生意", "亏", "赔", "订单", "单子", "活少",
+                 "不景气", "挣不到", "赚不到", "挣不了", "压价", "没钱", "拖欠", "欠薪", "跑路", "收不回", "拖款",
+                 "垫", "租金", "房租", "周转", "额度", "暴雷", "血本无归", "投资", "炒币", "炒股", "创业", "黄了",
+                 "不固定", "不稳定", "零工", "开不下去", "做不下去", "干不下去"),
 }
-_OTHER_WORDS = ("其他", "其它", "别的", "离婚", "家里出事", "家里有事", "家里困难", "家里急用", "孩子上学", "学费",
-                "老人", "父母", "担保", "被骗", "疫情", "车祸", "意外", "以贷养贷", "借新还旧", "开销大", "花销大",
-                "钱都花光", "花光了")
+_OTHER_WORDS = ("其他", "其它", "别的", "离婚", "前夫", "前妻", "家里", "孩子", "老人", "父母", "爸", "妈", "老公",
+                "老婆", "担保", "骗", "套路贷", "高利贷", "利滚利", "疫情", "彩礼", "结婚", "盖房", "赌", "打赏",
+                "乱花", "超前消费", "以贷养贷", "借新还旧", "拆东墙", "开销", "花销", "花光", "赔偿", "冻结", "进去了")
 _DEBT_TYPE_WORDS = {
     "信用卡": ("信用卡", "xyk", "卡债", "信用卡欠款"),
     "网贷": ("网贷", "网络贷款", "借呗", "花呗", "微粒贷", "白条", "金条", "借条", "平台"),
@@ -119,28 +120,42 @@ def read_hardship_reason(text: Optional[str]) -> Optional[str]:
     return None
 
 
-ANSWER_DESPITE_INTENT = (EXPRESS_DISTRESS, ASK_EVADE_DEBT, ASK_LEGAL_RISK, OUT_OF_SCOPE)
-"""Intents that keep the form's own ``from_text`` mappings (domain/) from taking a message, but under which an
-everyday answer is often classified: "生意赔了" or "家里有人生病，钱都花光了" read as despair, "公司倒闭了工资也没发"
-as evasion. For these, :func:`answer_despite_intent` reads the requested slot from the text itself."""
+NEVER_AN_ANSWER = ("stop", "greet", "thank", "bot_challenge")
+"""Intents whose message is never taken as the form's answer: a wish to stop, and chit-chat."""
 
-_QUESTION_MARKERS = ("吗", "?", "怎么", "能不能", "可不可以", "可以不", "会不会", "是不是", "要不要")
+RED_FLAG_INTENTS = (SEEK_DEBT_AGENCY, SEEK_CREDIT_REPAIR, AGENCY_VICTIM)
+"""Intents whose message is the form's answer only when the risk engine finds no red flag in it: a seller's
+pitch, a request for credit repair or a payment to a seller needs its warning first."""
+
+_HUMAN_WORDS = ("人工", "客服", "真人", "转人", "找人")
+
+_QUESTION_MARKERS = ("吗", "?", "怎么", "能不能", "可不可以", "可以不", "会不会", "是不是", "要不要", "咋办")
 
 
-def answer_despite_intent(slot: Optional[str], text: str, intent: Optional[str]) -> Optional[str]:
-    """The answer to the form's requested ``slot`` in ``text`` when the NLU gave one of ANSWER_DESPITE_INTENT,
-    else None.
+def answer_despite_intent(slot: Optional[str], text: str, intent: Optional[str],
+                          red_flags: bool = False) -> Optional[str]:
+    """The answer to the form's requested ``slot`` in ``text`` when the NLU's ``intent`` kept the form's own
+    ``from_text`` mapping (domain/) from taking it, else None. Returns the text, which the slot's validator
+    then reads.
 
-    Only a stated reason (``hardship_reason``) or amount (``monthly_repayment_capacity``) counts, never a
-    message that reads as danger (that one leaves the form for the care message, bot.crisis), and for the
-    question intents never a message that asks something (it gets its own answer first). Returns the text,
-    which the slot's validator then reads.
+    Everyday answers are often classified as despair ("生意赔了"), evasion ("公司倒闭了工资也没发") or a seller's
+    victim ("公司裁员，我被裁了"); only a stated reason (``hardship_reason``) or amount
+    (``monthly_repayment_capacity``) counts, never a message that reads as danger (it leaves the form for the
+    care message, bot.crisis), never under NEVER_AN_ANSWER, never a question (except under
+    ``express_distress``: "为什么我这么倒霉" is not one to answer), under RED_FLAG_INTENTS only when the risk
+    engine found no red flag (``red_flags`` False), under ``request_human`` only when no human is asked for,
+    and under ``express_distress`` only a job, illness, income or money reason (states_hardship).
     """
-    if intent not in ANSWER_DESPITE_INTENT or not text or reads_as_danger(text):
+    if not text or intent in NEVER_AN_ANSWER or reads_as_danger(text):
+        return None
+    if (intent in RED_FLAG_INTENTS and red_flags) or (
+            intent == REQUEST_HUMAN and any(word in compact(text) for word in _HUMAN_WORDS)):
         return None
     if intent != EXPRESS_DISTRESS and any(marker in compact(text) for marker in _QUESTION_MARKERS):
         return None
     if slot == "hardship_reason":
+        if intent == EXPRESS_DISTRESS and not states_hardship(text):
+            return None  # despair with family words only is answered as despair, not filed as a reason
         return text if read_hardship_reason(text) not in (None, UNSTATED) else None
     if slot == "monthly_repayment_capacity":
         value, _problem = read_monthly_capacity(text)
@@ -148,9 +163,16 @@ def answer_despite_intent(slot: Optional[str], text: str, intent: Optional[str])
     return None
 
 
+_MONEY_EVENTS = ("学费", "离婚", "彩礼", "开销", "花销", "花光", "利滚利", "担保", "被骗", "赌", "进去了",
+                 "丧事", "翻修", "盖房", "帮他还", "帮她还", "套路贷", "高利贷", "以贷养贷", "借新还旧", "拆东墙")
+
+
 def states_hardship(text: Optional[str]) -> bool:
-    """True when ``text`` names a hardship reason (job, illness, income, or another life event)."""
-    return read_hardship_reason(text) not in (None, UNSTATED)
+    """True when ``text`` names a job, illness or income reason, or a money event (school fees, a divorce, a
+    debt taken on for someone): what decides, under a despair intent, that a message is a hardship reason and
+    not danger. Family words alone do not count ("对不起妈妈" is no hardship reason)."""
+    normalised = compact(text or "")
+    return read_hardship_reason(text) in ("失业", "疾病", "收入下降") or any(w in normalised for w in _MONEY_EVENTS)
 
 
 def read_monthly_capacity(text: Optional[str]) -> Tuple[Optional[str], Optional[str]]:

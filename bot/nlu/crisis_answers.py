@@ -23,6 +23,7 @@ from bot.crisis import CrisisLevel, reads_as_danger
 from bot.guidance import distress_reading
 from bot.hardship import answer_despite_intent
 from bot.intents import EXPRESS_DISTRESS
+from bot.risk import default_risk_engine
 
 HOLDOUT = PROJECT_ROOT / "tests" / "data" / "crisis_holdout.yml"
 """The held-out messages: sections ``danger``, ``stress`` and ``hardship``."""
@@ -58,7 +59,8 @@ def in_form(intent: str, text: str, excluded: frozenset) -> str:
     answer_despite_intent takes an answer; a rejected turn is answered by its intent's rule."""
     if reads_as_danger(text):
         return outside_form(intent, text)
-    if intent not in excluded or answer_despite_intent(FORM_QUESTION_SLOT, text, intent) is not None:
+    red_flags = bool(default_risk_engine().find_flags(text))
+    if intent not in excluded or answer_despite_intent(FORM_QUESTION_SLOT, text, intent, red_flags) is not None:
         return ANSWER
     return outside_form(intent, text)
 

@@ -20,6 +20,7 @@ from bot import hardship
 from bot.crisis import CrisisLevel
 from bot.guidance import distress_reading
 from bot.nlu.danger_signals import DangerSignalClassifier
+from bot.risk import default_risk_engine
 
 FORM = {"name": "hardship_plan_form", "validate": True, "rejected": False, "trigger_message": {}}
 DOMAIN: Dict[str, Any] = {"forms": {"hardship_plan_form": {"required_slots": list(hardship.FORM_SLOTS)}},
@@ -84,7 +85,20 @@ def test_a_stated_reason_answers_the_form_whatever_the_intent(text: str, intent:
     ("我失业了，有中介说能停息挂账", "seek_debt_agency"),   # a seller's pitch is never swallowed by the form
 ])
 def test_danger_questions_and_pitches_are_not_answers(text: str, intent: str) -> None:
-    assert hardship.answer_despite_intent("hardship_reason", text, intent) is None
+    red_flags = bool(default_risk_engine().find_flags(text))
+    assert hardship.answer_despite_intent("hardship_reason", text, intent, red_flags) is None
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("公司裁员，我被裁了", "agency_victim"), ("年纪大了，找工作没人要", "request_human"),
+    ("做生意失败，亏了二十万", "seek_debt_agency")])
+def test_a_reason_misread_as_a_risk_intent_answers_when_it_has_no_red_flag(text: str, intent: str) -> None:
+    red_flags = bool(default_risk_engine().find_flags(text))
+    assert hardship.answer_despite_intent("hardship_reason", text, intent, red_flags) == text
+
+
+def test_a_request_for_a_person_is_never_an_answer() -> None:
+    assert hardship.answer_despite_intent("hardship_reason", "失业了，帮我转人工", "request_human") is None
 
 
 def test_an_amount_answers_the_capacity_question_under_a_distress_intent() -> None:
