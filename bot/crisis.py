@@ -23,7 +23,7 @@ SIGNALS_PATH = Path(__file__).resolve().parent.parent / "data" / "crisis" / "sig
 """The lexicon file."""
 
 
-class CrisisLevel(str, enum.Enum):
+class CrisisLevel(enum.StrEnum):
     """How a message reads: ``danger`` outranks ``stress``, which outranks ``none``."""
 
     NONE = "none"
