@@ -14,8 +14,8 @@ Rasa 3.6 calls the action server through ``agent.action_endpoint`` (an ``Endpoin
 
 Rasa turns a failed call into "the action's events are lost, the bot continues" (``MessageProcessor._run_action``),
 which the turn supervisor (bot.channels.turns) sees through the watch. A background probe of the action
-server's ``/health`` (every ``PROBE_INTERVAL`` seconds) finds an outage before a turn needs the server and
-notices when it is back.
+server's ``/health`` (every ``PROBE_INTERVAL`` seconds) notices when it is back, and the supervisor probes once
+alongside each turn, so that even a turn that needs no custom action (a greeting) knows of an outage.
 """
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ class ActionServerWatch:
     def __init__(self) -> None:
         self.down_since: Optional[float] = None
         self.last_error: str = ""
+        self.health_url: Optional[str] = None
         self._probe: Optional[asyncio.Task] = None
 
     @property
@@ -102,8 +103,16 @@ class ActionServerWatch:
             self.record_failure(reason)
         return healthy
 
+    async def probe_now(self) -> Optional[bool]:
+        """One probe of the URL given to :meth:`start_probing` (None before that): the supervisor runs one
+        alongside each turn, so that a turn needing no custom action still knows whether the server is down."""
+        if self.health_url is None:
+            return None
+        return await self.probe(self.health_url)
+
     def start_probing(self, health_url: str, interval: float = PROBE_INTERVAL) -> None:
         """Probe ``health_url`` every ``interval`` seconds on the running loop, once per watch (idempotent)."""
+        self.health_url = health_url
         if self._probe is not None and not self._probe.done():
             return
 

@@ -5,7 +5,8 @@ input channel; ``bot.channels.guard`` composes it after screening. Per message i
 
 1. puts a :class:`WatchedOutput` between the dialogue and the channel, which forwards and counts what the
    dialogue sends;
-2. runs the turn with a deadline (``TURN_DEADLINE`` seconds, ``$TURN_DEADLINE_SECONDS``);
+2. runs the turn with a deadline (``TURN_DEADLINE`` seconds, ``$TURN_DEADLINE_SECONDS``), and alongside it
+   one probe of the action server's health (at most ``action_watch.PROBE_TIMEOUT`` seconds);
 3. judges the outcome (:func:`judge`): the turn ``answered``; or it ``failed`` (raised: e.g. the lock store or
    the tracker store failed), ``timed_out``, was ``silent`` (sent nothing: typically every custom action
    failed), or was ``degraded`` (sent something while the action server failed or is known down:
@@ -244,6 +245,7 @@ class TurnSupervisor:
         inner = message.output_channel
         message.output_channel = watched
         failures = action_watch.begin_turn()  # the turn's task copies this context, so it appends here
+        check = asyncio.ensure_future(self.services.watch.probe_now())
         turn = asyncio.ensure_future(self._on_new_message(message))
         raised = timed_out = False
         try:
@@ -260,6 +262,7 @@ class TurnSupervisor:
         finally:
             message.output_channel = inner
         watched.seal()
+        await self._settle(check)
         outcome = judge(raised=raised, timed_out=timed_out, sent=len(watched.sent), action_failures=len(failures),
                         action_server_down=self.services.watch.down)
         self.last_outcome = outcome
@@ -279,6 +282,13 @@ class TurnSupervisor:
             task = asyncio.ensure_future(self._record(agent, message, [reply]))
             self.background.add(task)
             task.add_done_callback(self.background.discard)
+
+    async def _settle(self, check: asyncio.Future) -> None:
+        """Wait (at most the probe's own timeout) for the probe run alongside the turn."""
+        try:
+            await asyncio.wait_for(check, action_watch.PROBE_TIMEOUT + 0.5)
+        except Exception:  # noqa: BLE001  (a probe that cannot finish says nothing new)
+            check.cancel()
 
     async def _record(self, agent: Any, message: UserMessage, sent: List[Dict[str, Any]]) -> None:
         try:

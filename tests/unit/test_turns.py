@@ -305,3 +305,13 @@ def test_install_wraps_the_agents_endpoint_once_with_the_configured_timeout():
         watch._probe.cancel()
 
     asyncio.run(go())
+
+
+def test_a_turn_needing_no_custom_action_still_learns_of_an_outage_from_the_probe_alongside_it():
+    from bot.ops.servers import free_port
+
+    watch = ActionServerWatch()
+    watch.health_url = f"http://127.0.0.1:{free_port()}/health"  # nothing listens: the server is down
+    supervisor = TurnSupervisor(_answers, _services(watch=watch))
+    _, replies, _ = _run(supervisor, "你好")
+    assert replies == [ANSWER["text"], render_fallback(FALLBACK)["text"]] and watch.down
