@@ -9,8 +9,8 @@ Rasa 3.6 calls the action server through ``agent.action_endpoint`` (an ``Endpoin
   endpoints.yml, which Rasa keeps in ``EndpointConfig.kwargs`` and does not use itself; default
   ``DEFAULT_ACTION_TIMEOUT``);
 * reports every outcome to an :class:`ActionServerWatch` and marks the current turn (``turn_failures``);
-* fails at once, without a call, while the watch knows the server is down, so that a turn with several
-  custom actions does not wait once per action.
+* fails at once, without a call, while the watch has seen the server fail in the last few seconds
+  (``FAIL_FAST_SECONDS``), so that a turn with several custom actions does not wait once per action.
 
 Rasa turns a failed call into "the action's events are lost, the bot continues" (``MessageProcessor._run_action``),
 which the turn supervisor (bot.channels.turns) sees through the watch. A background probe of the action
@@ -39,6 +39,10 @@ PROBE_INTERVAL = 2.0
 PROBE_TIMEOUT = 1.0
 """Seconds a probe may take before it counts as a failure (a hung server answers nothing)."""
 
+FAIL_FAST_SECONDS = PROBE_INTERVAL + PROBE_TIMEOUT
+"""A call fails at once, without reaching the server, when a call or probe failed this recently; after that
+it is tried again (so a server that came back is used even before the next probe says so)."""
+
 _turn_failures: contextvars.ContextVar[Optional[List[str]]] = contextvars.ContextVar("turn_failures",
                                                                                       default=None)
 
@@ -65,6 +69,7 @@ class ActionServerWatch:
 
     def __init__(self) -> None:
         self.down_since: Optional[float] = None
+        self.last_failure_at: Optional[float] = None
         self.last_error: str = ""
         self.health_url: Optional[str] = None
         self._probe: Optional[asyncio.Task] = None
@@ -83,10 +88,18 @@ class ActionServerWatch:
 
     def record_failure(self, reason: str) -> None:
         """A call or probe failed for ``reason`` (one line): the server is down (logged on the change)."""
+        now = time.monotonic()
         if self.down_since is None:
             logger.error("The action server is down: %s", reason)
-            self.down_since = time.monotonic()
+            self.down_since = now
+        self.last_failure_at = now
         self.last_error = reason
+
+    @property
+    def fail_fast(self) -> bool:
+        """True while down and the latest failure is under FAIL_FAST_SECONDS old: do not call the server."""
+        return (self.down_since is not None and self.last_failure_at is not None
+                and time.monotonic() - self.last_failure_at < FAIL_FAST_SECONDS)
 
     async def probe(self, health_url: str, timeout: float = PROBE_TIMEOUT) -> bool:
         """GET ``health_url`` once; record and return whether it answered 200 within ``timeout`` seconds."""
@@ -144,7 +157,7 @@ class WatchedActionEndpoint(EndpointConfig):
                       content_type: Optional[str] = "application/json", compress: bool = False,
                       **kwargs: Any) -> Optional[Any]:
         """``EndpointConfig.request`` bounded to ``self.timeout`` seconds; see the class docstring."""
-        if self.watch.down:
+        if self.watch.fail_fast:
             reason = f"not called: the action server is down ({self.watch.last_error})"
             _note_turn_failure(reason)
             raise aiohttp.ClientConnectionError(reason)
