@@ -70,6 +70,10 @@ class TcpProxy:
     def cut(self) -> None:
         """Stop listening and drop every open connection."""
         if self._listener is not None:
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept thread; close alone does not
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         with self._lock:
