@@ -11,10 +11,11 @@ input channel; ``bot.channels.guard`` composes it after screening. Per message i
    the tracker store failed), ``timed_out``, was ``silent`` (sent nothing: typically every custom action
    failed), or was ``degraded`` (sent something while the action server failed or is known down:
    bot.channels.action_watch);
-4. in every case but ``answered``, sends the outage reply itself: ``utter_outage_fallback`` (the official
+4. in every case but ``answered`` and ``paused``, sends the outage reply itself: ``utter_outage_fallback`` (the official
    route: the bank's own service number, 12378 and the mini-program), or ``utter_outage_fallback_danger``
    (12356 and 110/120 first) when the message reads as danger (``bot.crisis.reads_as_danger``) or the NLU
-   reads it as ``express_distress``. Texts are domain responses filled from ``data/knowledge/``.
+   reads it as ``express_distress``; a silent turn while nothing is down gets ``utter_clarify`` instead of
+   the outage reply (unless it reads as danger). Texts are domain responses filled from ``data/knowledge/``.
 5. records the outage reply in the tracker in the background (never delaying the reply), under the
    conversation's lock; when the turn left no record of the user's message (it timed out or failed before
    saving), the message is recorded with it, so the conversation's record is complete. If the store is down
@@ -57,14 +58,20 @@ FALLBACK = "utter_outage_fallback"
 FALLBACK_DANGER = "utter_outage_fallback_danger"
 """The outage reply to a message that reads as danger: 12356 and 110/120, then the official route."""
 
+CLARIFY = "utter_clarify"
+"""The reply to a turn that was silent while nothing was down (the dialogue predicted no reply): ask again,
+rather than claim an outage."""
+
 DISTRESS_INTENT = "express_distress"
 """The intent that makes the outage reply the danger one."""
 
 
 class Outcome(enum.StrEnum):
-    """How a supervised turn ended; every value but ``answered`` gets the outage reply."""
+    """How a supervised turn ended; every value but ``answered`` and ``paused`` (a silent turn of a conversation
+    paused for a human agent: Rasa predicts nothing then, by design) gets the outage reply."""
 
     ANSWERED = "answered"
+    PAUSED = "paused"
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     SILENT = "silent"
@@ -215,6 +222,18 @@ async def _parse_data(agent: Any, text: Optional[str]) -> Dict[str, Any]:
     return dict(parsed or {"text": text})
 
 
+async def is_paused(agent: Any, sender_id: str, timeout: float = 2.0) -> bool:
+    """True when the conversation is paused for a human agent (``ConversationPaused``), so that its silence is
+    by design. False when it is not, when there is no agent, or when the store cannot tell within ``timeout``."""
+    if agent is None:
+        return False
+    try:
+        tracker = await asyncio.wait_for(primary_tracker_store(agent.tracker_store).retrieve(sender_id), timeout)
+    except Exception:  # noqa: BLE001  (cannot tell: answer rather than stay silent)
+        return False
+    return bool(tracker is not None and tracker.is_paused())
+
+
 def primary_tracker_store(store: Any) -> Any:
     """The store inside Rasa's ``FailSafeTrackerStore`` and ``AwaitableTrackerStore`` wrappers (their
     ``_tracker_store``), or ``store`` itself."""
@@ -265,14 +284,19 @@ class TurnSupervisor:
         await self._settle(check)
         outcome = judge(raised=raised, timed_out=timed_out, sent=len(watched.sent), action_failures=len(failures),
                         action_server_down=self.services.watch.down)
+        if outcome is Outcome.SILENT and await is_paused(agent, message.sender_id):
+            outcome = Outcome.PAUSED
         self.last_outcome = outcome
-        if outcome is Outcome.ANSWERED:
+        if outcome is Outcome.ANSWERED or outcome is Outcome.PAUSED:
             return
         if outcome is Outcome.DEGRADED or outcome is Outcome.SILENT:
             logger.warning("Turn of sender %s: %s (action server: %s); the outage reply is sent.",
                            message.sender_id, outcome.value, "; ".join(failures) or self.services.watch.last_error)
         intent = None if reads_as_danger(message.text) else await intent_of(agent, message.text or "")
-        reply = self.services.render(fallback_response(message.text, intent))
+        name = fallback_response(message.text, intent)
+        if outcome is Outcome.SILENT and not failures and not self.services.watch.down and name == FALLBACK:
+            name = CLARIFY
+        reply = self.services.render(name)
         try:
             await inner.send_response(message.sender_id, dict(reply))  # a copy: send_response pops its keys
         except Exception:  # noqa: BLE001  (the channel itself is gone: nothing else can reach the user)

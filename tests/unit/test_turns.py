@@ -96,11 +96,26 @@ def test_the_outage_reply_names_the_official_route_from_the_knowledge_files(know
         assert knowledge.fact(key).value in danger
 
 
-@pytest.mark.parametrize("turn, outcome", [(_silent, Outcome.SILENT), (_raises, Outcome.FAILED)])
-def test_a_silent_or_failed_turn_gets_the_outage_reply(turn, outcome):
-    supervisor = TurnSupervisor(turn, _services())
+def _down_watch():
+    watch = ActionServerWatch()
+    watch.record_failure("connection refused")
+    return watch
+
+
+@pytest.mark.parametrize("turn, outcome, watch", [(_silent, Outcome.SILENT, _down_watch),
+                                                  (_raises, Outcome.FAILED, ActionServerWatch)])
+def test_a_silent_turn_in_an_outage_or_a_failed_turn_gets_the_outage_reply(turn, outcome, watch):
+    supervisor = TurnSupervisor(turn, _services(watch=watch()))
     _, replies, _ = _run(supervisor, "我想问问信用卡分期")
     assert replies == [render_fallback(FALLBACK)["text"]] and supervisor.last_outcome is outcome
+
+
+def test_a_silent_turn_while_nothing_is_down_asks_again_unless_it_reads_as_danger():
+    supervisor = TurnSupervisor(_silent, _services())
+    _, replies, _ = _run(supervisor, "嗯嗯")
+    assert replies == [render_fallback("utter_clarify")["text"]] and supervisor.last_outcome is Outcome.SILENT
+    _, replies, _ = _run(supervisor, "我真的不想活了")
+    assert replies == [render_fallback(FALLBACK_DANGER)["text"]]
 
 
 def test_a_hung_turn_is_answered_at_the_deadline_and_cancelled_so_no_late_reply_follows():
@@ -315,3 +330,22 @@ def test_a_turn_needing_no_custom_action_still_learns_of_an_outage_from_the_prob
     supervisor = TurnSupervisor(_answers, _services(watch=watch))
     _, replies, _ = _run(supervisor, "你好")
     assert replies == [ANSWER["text"], render_fallback(FALLBACK)["text"]] and watch.down
+
+
+def test_a_silent_turn_of_a_conversation_paused_for_a_human_agent_stays_silent():
+    from rasa.shared.core.events import ConversationPaused
+
+    agent = _Agent()
+
+    async def pause():
+        tracker = await agent.tracker_store.get_or_create_tracker("u1")
+        tracker.update(ConversationPaused())
+        await agent.tracker_store.save(tracker)
+
+    asyncio.run(pause())
+    supervisor = TurnSupervisor(_silent, _services(agent=agent))
+    _, replies, _ = _run(supervisor, "客服还在吗")
+    assert replies == [] and supervisor.last_outcome is Outcome.PAUSED
+    supervisor = TurnSupervisor(_silent, _services(agent=_Agent(), watch=_down_watch()))
+    _, replies, _ = _run(supervisor, "客服还在吗")
+    assert replies == [render_fallback(FALLBACK)["text"]], "not paused: silence is an outage"
