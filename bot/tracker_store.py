@@ -24,8 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Set
+from typing import Any, Dict, Iterator, Optional
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -36,23 +35,19 @@ MAX_PENDING = 10_000
 """Most conversations kept pending at once."""
 
 
-@dataclass
-class _Pending:
-    tracker: DialogueStateTracker
-    detached: bool
-
-
 class BufferedSQLTrackerStore(SQLTrackerStore):
     """Rasa's ``SQLTrackerStore`` (same arguments) with the pending buffer described in the module docstring.
 
-    ``pending`` maps sender id to the tracker not yet written; read it for monitoring only.
+    ``pending`` maps sender id to the tracker not yet (fully) written; read it for monitoring only. A detached
+    conversation's entry in ``detached`` counts the events of its in-memory tracker already written, until a
+    read from the database gives the conversation a stored base again.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.pending: OrderedDict[str, _Pending] = OrderedDict()
-        self._unreadable: Set[str] = set()
-        self._write_all: Set[str] = set()
+        self.pending: OrderedDict[str, DialogueStateTracker] = OrderedDict()
+        self.detached: Dict[str, int] = {}
+        self._write_from: Dict[str, int] = {}
 
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The conversation's tracker: written first if pending; the pending one while the database is down.
@@ -60,63 +55,66 @@ class BufferedSQLTrackerStore(SQLTrackerStore):
         Raises the database's error when nothing is pending and the read fails (Rasa's fail-safe wrapper then
         starts the conversation afresh; this store marks it detached).
         """
-        if sender_id in self.pending:
-            if not await self._flush(sender_id):
-                return self.pending[sender_id].tracker.copy()
+        if sender_id in self.pending and not await self._flush(sender_id):
+            return self.pending[sender_id].copy()
         try:
             tracker = await super().retrieve(sender_id)
         except Exception:
-            self._unreadable.add(sender_id)
+            self.detached.setdefault(sender_id, 0)
             raise
-        self._unreadable.discard(sender_id)
+        self.detached.pop(sender_id, None)
         return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Write ``tracker``; when the database fails, keep it pending (logged), never raise for that."""
         sender_id = tracker.sender_id
-        if sender_id not in self.pending and sender_id not in self._unreadable:
+        if sender_id not in self.pending and sender_id not in self.detached:
             try:
                 await super().save(tracker)
                 return
             except Exception as err:  # noqa: BLE001  (any database error: keep the turn for later)
                 logger.error("Tracker store write failed for a conversation; kept in memory until the "
                              "database answers: %s", err)
-                self._keep(tracker, detached=False)
+                self._keep(tracker)
                 return
-        previous = self.pending.get(sender_id)
-        self._keep(tracker, detached=previous.detached if previous else True)
+        self._keep(tracker)
         await self._flush(sender_id)
 
-    def _keep(self, tracker: DialogueStateTracker, detached: bool) -> None:
-        self.pending[tracker.sender_id] = _Pending(tracker.copy(), detached)
+    def _keep(self, tracker: DialogueStateTracker) -> None:
+        self.pending[tracker.sender_id] = tracker.copy()
         self.pending.move_to_end(tracker.sender_id)
         while len(self.pending) > MAX_PENDING:
             dropped, _ = self.pending.popitem(last=False)
+            self.detached.pop(dropped, None)
             logger.error("Dropped the pending tracker of conversation %s (more than %d pending).", dropped,
                          MAX_PENDING)
 
     async def _flush(self, sender_id: str) -> bool:
         """Write the pending tracker of ``sender_id``; True when written (or nothing pending)."""
-        pending = self.pending.get(sender_id)
-        if pending is None:
+        tracker = self.pending.get(sender_id)
+        if tracker is None:
             return True
-        if pending.detached:
-            self._write_all.add(sender_id)
+        written = self.detached.get(sender_id)
+        if written is not None:
+            self._write_from[sender_id] = written
         try:
-            await super().save(pending.tracker)
+            await super().save(tracker)
         except Exception as err:  # noqa: BLE001  (still down: stay pending)
             logger.warning("The database still fails; conversation kept pending: %s", err)
             return False
         finally:
-            self._write_all.discard(sender_id)
+            self._write_from.pop(sender_id, None)
         del self.pending[sender_id]
-        self._unreadable.discard(sender_id)
+        if written is not None:
+            self.detached[sender_id] = len(tracker.events)
         logger.warning("A conversation kept in memory during a database outage is written (%d events).",
-                       len(pending.tracker.events))
+                       len(tracker.events) - (written or 0))
         return True
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
-        """Rasa's: the events not stored yet, counted from the latest session; all of them for a detached one."""
-        if tracker.sender_id in self._write_all:
-            return itertools.islice(tracker.events, 0, len(tracker.events))
+        """Rasa's: the events not stored yet, counted from the latest session; for a detached conversation, the
+        events after those this store already wrote of it."""
+        start = self._write_from.get(tracker.sender_id)
+        if start is not None:
+            return itertools.islice(tracker.events, start, len(tracker.events))
         return super()._additional_events(session, tracker)

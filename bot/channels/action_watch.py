@@ -36,8 +36,9 @@ DEFAULT_ACTION_TIMEOUT = 3.0
 PROBE_INTERVAL = 2.0
 """Seconds between two probes of the action server's ``/health``."""
 
-PROBE_TIMEOUT = 1.0
-"""Seconds a probe may take before it counts as a failure (a hung server answers nothing)."""
+PROBE_TIMEOUT = 2.0
+"""Seconds a probe may take before it counts as a failure (a hung server answers nothing; a healthy one answers
+in milliseconds, but a loaded machine can take a second)."""
 
 FAIL_FAST_SECONDS = PROBE_INTERVAL + PROBE_TIMEOUT
 """A call fails at once, without reaching the server, when a call or probe failed this recently; after that
