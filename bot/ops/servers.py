@@ -322,6 +322,7 @@ class Supervisor:
         self.restarts: Dict[str, int] = {name: 0 for name in servers.specs}
         self.started: Dict[str, float] = {name: clock() for name in servers.specs}
         self.due: Dict[str, float] = {}
+        self.restarted: set[str] = set()
 
     def check(self) -> None:
         """Notice servers that exited (schedule their restart) and restart those whose delay has passed."""
@@ -333,6 +334,7 @@ class Supervisor:
                     del self.due[attribute]
                     new = self.servers.restart(attribute)
                     self.started[attribute] = now
+                    self.restarted.add(attribute)
                     self.log(f"{spec.name} restarted (pid {new.pid}, restart {self.restarts[attribute]}).")
                 continue
             if process is None or process.poll() is None:
@@ -342,8 +344,10 @@ class Supervisor:
             delay = restart_delay(self.restarts[attribute])
             self.restarts[attribute] += 1
             self.due[attribute] = now + delay
-            self.log(f"{spec.name} exited with code {process.returncode} after {now - self.started[attribute]:.0f} s; "
-                     f"restarting in {delay:g} s (see {spec.log}).")
+            # Only for a process this supervisor started: the others' start time is unknown here.
+            ran = f" after {now - self.started[attribute]:.0f} s" if attribute in self.restarted else ""
+            self.log(f"{spec.name} exited with code {process.returncode}{ran}; restarting in {delay:g} s "
+                     f"(see {spec.log}).")
 
 
 def _log_line(stream: TextIO, path: Path) -> Callable[[str], None]:
