@@ -6,6 +6,8 @@
   where to talk to them, and stop all three on Ctrl-C;
 * ``shell``  train if needed, start the action server and chat in the terminal (``rasa shell``); ports that
   are taken (by a running ``run``) are replaced by free ones;
+* ``health``  probe the Rasa server, its model, the action server and the agent desk on loopback and say which
+  is down (``--json`` for a machine; exit 1 when any is down; bot.ops.health);
 * ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
@@ -43,7 +45,7 @@ def _check() -> int:
 def _run(args: argparse.Namespace) -> int:
     from bot.channels.wechat.settings import WeChatSettings
     from bot.ops.model_store import ensure_model
-    from bot.ops.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, wait_for_exit
+    from bot.ops.servers import ServerConfig, ServerStartError, load_or_create_token, start_servers, supervise
 
     if _check():
         return 1
@@ -77,15 +79,25 @@ def _run(args: argparse.Namespace) -> int:
         f"  HTTP API:  {url}/status?token=<token>   token in var/auth_token (or $RASA_AUTH_TOKEN)\n"
         f"  Agent desk: {servers.desk_url}/   sign in with {desk_credentials}\n"
         f"  Logs:      {config.log_dir}\n"
+        "  Health:    python -m bot health   (which part is down; a server that exits is restarted)\n"
         "Press Ctrl-C to stop all servers.",
         flush=True,
     )
-    code = wait_for_exit(servers)
-    if code is None:
-        print("\nStopped.")
-        return 0
-    print(f"A server exited unexpectedly (code {code}); see the logs in {config.log_dir}.", file=sys.stderr)
-    return 1
+    supervise(servers)
+    print("\nStopped.")
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    from bot.ops.health import check, report
+
+    token = os.environ.get("RASA_AUTH_TOKEN")
+    token_file = PROJECT_ROOT / "var" / "auth_token"
+    if not token and token_file.exists():
+        token = token_file.read_text().strip()
+    results = check(args.port, args.action_port, args.desk_port or None, token)
+    print(report(results, as_json=args.json))
+    return 0 if all(r.up for r in results) else 1
 
 
 def _shell_ports(action_port: int, rasa_port: int) -> Tuple[int, int]:
@@ -154,6 +166,12 @@ def main(argv=None) -> int:
     commands.add_parser("nlu-report", help="render reports/nlu/README.md from the figures in reports/nlu/*.json")
     commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
                                            "on the training data (trains five NLU models)")
+    health = commands.add_parser("health", help="say which server is down")
+    health.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
+    health.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
+    health.add_argument("--desk-port", type=int, default=int(os.environ.get("HANDOFF_DESK_PORT", 5056)),
+                        help="port of the agent desk (0: no desk)")
+    health.add_argument("--json", action="store_true", help="print JSON")
     referrals = commands.add_parser("referrals", help="count referrals to official channels")
     referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
     args = parser.parse_args(argv)
@@ -166,6 +184,8 @@ def main(argv=None) -> int:
         return 0
     if args.command == "run":
         return _run(args)
+    if args.command == "health":
+        return _health(args)
     if args.command == "referrals":
         from bot.referral_report import DEFAULT_DB_URL, print_report
 

@@ -3,7 +3,8 @@
 Wraps the ``on_new_message`` callback that Rasa hands each input channel, so the same rules hold on every
 channel (REST, socketio, WeChat). A message that should not reach the dialogue gets a reply on its own
 channel instead; a message with personal data reaches the dialogue masked, so the tracker store, the event
-broker and the logs never see the data (see ``bot.privacy``).
+broker and the logs never see the data (see ``bot.privacy``). A message that reaches the dialogue does so under
+the turn supervisor (``bot.channels.turns``): whatever is down, it gets a reply within a few seconds.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Awaitable, Callable
 
 from rasa.core.channels.channel import UserMessage
 
+from bot.channels.turns import supervise_turns
 from bot.privacy import mask_pii_with_counts
 from bot.texts import response_text
 
@@ -53,8 +55,10 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
     * empty (or only control characters / whitespace): replied to with ``utter_empty_message``, not passed on;
     * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
     * otherwise PII is masked (``bot.privacy``), the kinds masked are added to the metadata as ``pii_masked``
-      (counts only), a privacy notice is sent when anything was masked, and the message is passed on.
+      (counts only), a privacy notice is sent when anything was masked, and the message is passed on, under
+      the turn supervisor (``bot.channels.turns.supervise_turns``: deadline, outage reply).
     """
+    supervised = supervise_turns(on_new_message)
 
     async def screened(message: UserMessage) -> None:
         text = clean_text(message.text)
@@ -70,6 +74,6 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
         if counts:
             message.metadata = {**(message.metadata or {}), "pii_masked": counts}
             await _reply(message, PRIVACY_NOTICE)
-        await on_new_message(message)
+        await supervised(message)
 
     return screened

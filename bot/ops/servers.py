@@ -8,6 +8,9 @@ then hands tickets to it over its intake API (``HANDOFF_DESK_URL`` with the serv
 ``HANDOFF_INTAKE_TOKEN``, random per start unless set), and the desk reaches Rasa's HTTP API with the same
 token as everyone. Output goes to ``agent-desk.log``, ``action-server.log`` and ``rasa-server.log`` in the log
 folder (var/logs/ by default).
+
+:func:`supervise` (what ``python -m bot run`` waits in) restarts a server that exits, with back-off
+(``RESTART_DELAYS``), and logs each restart to stderr and ``supervisor.log``; Ctrl-C or SIGTERM stops all.
 """
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Dict, List, Mapping, Optional
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, TextIO
 
 from bot import PROJECT_ROOT
 
@@ -98,9 +102,30 @@ class ServerConfig:
     for this start."""
 
 
+RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Seconds before the 1st, 2nd, ... restart of a server that keeps exiting; the last one repeats. A server that
+ran STABLE_SECONDS before exiting starts again from the first delay."""
+
+STABLE_SECONDS = 60.0
+"""A server that ran this long before it exited counts as having worked: its back-off starts over."""
+
+
+@dataclass
+class ServerSpec:
+    """How to (re)start one server: its command line, environment, log file and health URL."""
+
+    name: str
+    argv: List[str]
+    env: Dict[str, str]
+    log: Path
+    health_url: str
+    cwd: Path
+
+
 @dataclass
 class RunningServers:
-    """The child processes (the desk may be None) and where their output goes."""
+    """The child processes (the desk may be None) and where their output goes; ``specs`` say how to restart
+    each (by attribute: ``desk_server``, ``action_server``, ``rasa_server``)."""
 
     config: ServerConfig
     action_server: subprocess.Popen
@@ -108,6 +133,17 @@ class RunningServers:
     log_files: List[Path]
     _handles: List[IO[Any]] = field(default_factory=list, repr=False)
     desk_server: Optional[subprocess.Popen] = None
+    specs: Dict[str, ServerSpec] = field(default_factory=dict)
+
+    def restart(self, attribute: str) -> subprocess.Popen:
+        """Start the server of ``attribute`` (e.g. ``"action_server"``) again from its spec, appending to its
+        log; returns the new process (also stored in the attribute). Does not wait for it to be healthy."""
+        spec = self.specs[attribute]
+        handle = spec.log.open("ab")
+        self._handles.append(handle)
+        process = subprocess.Popen(spec.argv, cwd=spec.cwd, env=spec.env, stdout=handle, stderr=subprocess.STDOUT)
+        setattr(self, attribute, process)
+        return process
 
     @property
     def processes(self) -> List[subprocess.Popen]:
@@ -192,12 +228,13 @@ def _wait_healthy(url: str, process: subprocess.Popen, name: str, log: Path, tim
     raise ServerStartError(f"{name} did not answer {url} within {timeout:.0f} s; see {log}")
 
 
+def _desk_argv(config: ServerConfig) -> List[str]:
+    return [sys.executable, "-m", "bot.handoff.desk", "--host", LOOPBACK, "--port", str(config.desk_port)]
+
+
 def _start_desk(config: ServerConfig, env: Dict[str, str], log: Path, handle: IO,
                 timeout: float) -> subprocess.Popen:
-    desk = subprocess.Popen(
-        [sys.executable, "-m", "bot.handoff.desk", "--host", LOOPBACK, "--port", str(config.desk_port)],
-        cwd=config.root, env=env, stdout=handle, stderr=subprocess.STDOUT,
-    )
+    desk = subprocess.Popen(_desk_argv(config), cwd=config.root, env=env, stdout=handle, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(f"http://{LOOPBACK}:{config.desk_port}/health", desk, "agent desk", log, timeout)
     except BaseException:
@@ -229,10 +266,8 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
             for handle in handles:
                 handle.close()
             raise
-    action = subprocess.Popen(
-        [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(config.action_port)],
-        cwd=config.root, env=env, stdout=handles[0], stderr=subprocess.STDOUT,
-    )
+    action_argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(config.action_port)]
+    action = subprocess.Popen(action_argv, cwd=config.root, env=env, stdout=handles[0], stderr=subprocess.STDOUT)
     rasa_cmd = [
         sys.executable, "-m", "rasa", "run", "--enable-api", "--interface", LOOPBACK,
         "--port", str(config.rasa_port), "--model", str(config.model),
@@ -241,10 +276,19 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     ]
     if config.token:
         rasa_cmd += ["--auth-token", config.token]
-    rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_server_environment(env), stdout=handles[1],
-                            stderr=subprocess.STDOUT)
+    rasa_env = rasa_server_environment(env)
+    rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_env, stdout=handles[1], stderr=subprocess.STDOUT)
     logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
-    servers = RunningServers(config, action, rasa, logs, handles, desk)
+    specs = {
+        "action_server": ServerSpec("action server", action_argv, env, action_log,
+                                    f"http://{LOOPBACK}:{config.action_port}/health", config.root),
+        "rasa_server": ServerSpec("Rasa server", rasa_cmd, rasa_env, rasa_log, f"http://{LOOPBACK}:{config.rasa_port}/",
+                                  config.root),
+    }
+    if desk is not None:
+        specs["desk_server"] = ServerSpec("agent desk", _desk_argv(config), env, desk_log,
+                                          f"http://{LOOPBACK}:{config.desk_port}/health", config.root)
+    servers = RunningServers(config, action, rasa, logs, handles, desk, specs)
     try:
         _wait_healthy(f"{servers.action_url}/health", action, "action server", action_log, timeout)
         _wait_healthy(f"{servers.rasa_url}/", rasa, "Rasa server", rasa_log, timeout)
@@ -258,16 +302,81 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def wait_for_exit(servers: RunningServers) -> Optional[int]:
-    """Block until any server exits (returns its code) or Ctrl-C / SIGTERM (stops all, returns None)."""
+def restart_delay(restarts: int) -> float:
+    """Seconds to wait before restart number ``restarts + 1`` of one server (RESTART_DELAYS, last repeated)."""
+    return RESTART_DELAYS[min(restarts, len(RESTART_DELAYS) - 1)]
+
+
+class Supervisor:
+    """Restart the servers of ``servers`` that exit, with back-off; one :meth:`check` per poll.
+
+    ``log`` gets one line per event (an exit, a restart); ``clock`` is ``time.monotonic`` unless a test passes
+    another. Not thread-safe.
+    """
+
+    def __init__(self, servers: RunningServers, log: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.servers = servers
+        self.log = log
+        self.clock = clock
+        self.restarts: Dict[str, int] = {name: 0 for name in servers.specs}
+        self.started: Dict[str, float] = {name: clock() for name in servers.specs}
+        self.due: Dict[str, float] = {}
+        self.restarted: set[str] = set()
+
+    def check(self) -> None:
+        """Notice servers that exited (schedule their restart) and restart those whose delay has passed."""
+        now = self.clock()
+        for attribute, spec in self.servers.specs.items():
+            process = getattr(self.servers, attribute)
+            if attribute in self.due:
+                if now >= self.due[attribute]:
+                    del self.due[attribute]
+                    new = self.servers.restart(attribute)
+                    self.started[attribute] = now
+                    self.restarted.add(attribute)
+                    self.log(f"{spec.name} restarted (pid {new.pid}, restart {self.restarts[attribute]}).")
+                continue
+            if process is None or process.poll() is None:
+                continue
+            if now - self.started[attribute] >= STABLE_SECONDS:
+                self.restarts[attribute] = 0
+            delay = restart_delay(self.restarts[attribute])
+            self.restarts[attribute] += 1
+            self.due[attribute] = now + delay
+            # Only for a process this supervisor started: the others' start time is unknown here.
+            ran = f" after {now - self.started[attribute]:.0f} s" if attribute in self.restarted else ""
+            self.log(f"{spec.name} exited with code {process.returncode}{ran}; restarting in {delay:g} s "
+                     f"(see {spec.log}).")
+
+
+def _log_line(stream: TextIO, path: Path) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        stamped = f"{datetime.now(UTC).isoformat(timespec='seconds')} {line}"
+        print(stamped, file=stream, flush=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(stamped + "\n")
+
+    return log
+
+
+def supervise(servers: RunningServers, poll_seconds: float = 0.5) -> None:
+    """Block, restarting any server that exits (``Supervisor``), until Ctrl-C or SIGTERM; then stop all.
+
+    Restarts are logged to stderr and ``supervisor.log`` in the log folder.
+    """
     signal.signal(signal.SIGTERM, _interrupt)
+    supervisor = Supervisor(servers, _log_line(sys.stderr, servers.config.log_dir / "supervisor.log"))
     try:
         while True:
-            for process in servers.processes:
-                if process.poll() is not None:
-                    servers.stop()
-                    return process.returncode
-            time.sleep(1)
+            supervisor.check()
+            time.sleep(poll_seconds)
     except KeyboardInterrupt:
         servers.stop()
-        return None
+
+
+def wait_for_exit(servers: RunningServers) -> Optional[int]:
+    """Block until Ctrl-C / SIGTERM (stops all, returns None), restarting servers that exit meanwhile
+    (:func:`supervise`). Kept for callers of the former "stop when one exits" behaviour; returns None."""
+    supervise(servers)
+    return None

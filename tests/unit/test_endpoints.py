@@ -26,3 +26,26 @@ def test_default_tracker_store_is_sqlite_and_production_is_postgres(monkeypatch)
     assert production.kwargs["dialect"] == "postgresql" and production.url == "db.internal"
     locks = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "lock_store")
     assert locks.type == "redis" and locks.url == "r"
+
+
+def test_the_action_endpoint_timeout_is_seconds_not_rasas_five_minutes(monkeypatch):
+    for name in ("ACTION_SERVER_PORT", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_HOST",
+                 "REDIS_PORT", "REDIS_DB"):
+        monkeypatch.setenv(name, "1")
+    for file in ("endpoints.yml", "endpoints.production.yml"):
+        endpoint = read_endpoint_config(str(PROJECT_ROOT / file), "action_endpoint")
+        assert 0 < float(endpoint.kwargs["timeout"]) <= 5, file
+    production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "tracker_store")
+    assert 0 < int(production.kwargs["query"]["connect_timeout"]) <= 5
+
+
+def test_production_buffers_the_turns_answered_while_postgres_is_down(monkeypatch):
+    for name in ("ACTION_SERVER_PORT", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_HOST",
+                 "REDIS_PORT", "REDIS_DB"):
+        monkeypatch.setenv(name, "1")
+    production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "tracker_store")
+    from rasa.shared.utils.common import class_from_module_path
+
+    from bot.tracker_store import BufferedSQLTrackerStore
+
+    assert class_from_module_path(production.type) is BufferedSQLTrackerStore

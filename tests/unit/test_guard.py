@@ -8,12 +8,15 @@ from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from bot.channels.guard import MAX_MESSAGE_CHARS, clean_text, guard_messages
 from bot.texts import response_text as notice_text
 
+ANSWER = "对话的回答"
+
 
 def _screen(text, metadata=None):
     received = []
 
     async def dialogue(message: UserMessage) -> None:
         received.append(message)
+        await message.output_channel.send_response(message.sender_id, {"text": ANSWER})
 
     output = CollectingOutputChannel()
     message = UserMessage(text, output, "user-1", metadata=metadata)
@@ -36,14 +39,14 @@ def test_over_long_message_is_refused_with_a_reply():
 
 def test_message_at_the_limit_passes():
     received, replies = _screen("欠" * MAX_MESSAGE_CHARS)
-    assert len(received) == 1 and replies == []
+    assert len(received) == 1 and replies == [ANSWER]
 
 
 def test_personal_data_is_masked_before_the_dialogue_and_the_user_is_told():
     received, replies = _screen("我身份证11010519491231002X，电话13812345678", metadata={"a": 1})
     assert received[0].text == "我身份证[身份证号已隐藏]，电话[手机号已隐藏]"
     assert received[0].metadata == {"a": 1, "pii_masked": {"resident_id": 1, "mobile": 1}}
-    assert replies == [notice_text("utter_privacy_notice")]
+    assert replies == [notice_text("utter_privacy_notice"), ANSWER]
 
 
 def test_control_characters_are_removed_but_newlines_kept():
