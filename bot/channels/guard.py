@@ -13,6 +13,7 @@ from typing import Awaitable, Callable
 
 from rasa.core.channels.channel import UserMessage
 
+from bot.handoff.paused import gate_paused_message
 from bot.privacy import mask_pii_with_counts
 from bot.texts import response_text
 
@@ -53,7 +54,9 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
     * empty (or only control characters / whitespace): replied to with ``utter_empty_message``, not passed on;
     * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
     * otherwise PII is masked (``bot.privacy``), the kinds masked are added to the metadata as ``pii_masked``
-      (counts only), a privacy notice is sent when anything was masked, and the message is passed on.
+      (counts only), a privacy notice is sent when anything was masked, and the message is passed on;
+    * except that a message to a conversation paused for a human agent goes through the hand-over gate
+      (``bot.handoff.paused``), which answers danger, a wish to leave and a desk that is gone.
     """
 
     async def screened(message: UserMessage) -> None:
@@ -70,6 +73,10 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
         if counts:
             message.metadata = {**(message.metadata or {}), "pii_masked": counts}
             await _reply(message, PRIVACY_NOTICE)
+        # --- hand-over gate (bot/handoff/paused.py): paused conversations are still answered when it matters.
+        if await gate_paused_message(message, on_new_message):
+            return
+        # --- end of the hand-over gate.
         await on_new_message(message)
 
     return screened
