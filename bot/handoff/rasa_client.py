@@ -57,6 +57,22 @@ class RasaClient:
         """The conversation's tracker (``events``, ``slots``, ``paused``...). Raises RasaUnavailable."""
         return self._call(urllib.request.Request(self._url(sender_id, "tracker", include_events="AFTER_RESTART")))
 
+    def append_state_events(self, sender_id: str, events: List[Dict[str, Any]]) -> bool:
+        """Append ``events`` that change the conversation's state (pause, resume, a notice about the
+        hand-over), delivering their messages if the channel can. When it cannot (RasaUndelivered), the events
+        are appended again without sending, so that the state still changes and the notice waits in the
+        transcript (the widget restores it from the history). Returns whether the messages were delivered.
+        Raises RasaUnavailable when Rasa does not take the events at all."""
+        try:
+            self.append_events(sender_id, events)
+            return True
+        except RasaUndelivered:
+            url = self._url(sender_id, "tracker/events", include_events="NONE")
+            body = json.dumps(events, ensure_ascii=False).encode("utf-8")
+            self._call(urllib.request.Request(url, data=body, method="POST",
+                                              headers={"Content-Type": "application/json"}))
+            return False
+
     def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> Dict[str, Any]:
         """Append ``events`` and send their bot messages on the user's latest channel. Raises RasaUndelivered
         when the channel could not deliver a message (nothing stored), RasaUnavailable for other failures."""

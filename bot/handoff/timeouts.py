@@ -10,8 +10,10 @@ Run periodically by the desk (bot.handoff.desk.background):
   last reply) goes back to the queue and the user is told (``utter_handoff_released``); the unclaimed timer
   then starts again.
 
-Each change and its message are one transaction (bot.handoff.store): a failed send is rolled back and retried
-on the next round.
+Each change and its message are one transaction (bot.handoff.store): when Rasa does not answer, the change is
+rolled back and retried on the next round; when only the user's channel cannot deliver the message (the widget
+is closed), the state still changes and the message waits in the transcript
+(bot.handoff.rasa_client.RasaClient.append_state_events).
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ def return_unclaimed(store: TicketStore, rasa: RasaClient, timeout_seconds: int)
     returned = 0
     for ticket in store.tickets_due_for_return(timeout_seconds):
         try:
-            if store.return_to_bot(ticket.id, lambda t: rasa.append_events(t.sender_id, returned_events(t))):
+            if store.return_to_bot(ticket.id,
+                                   lambda t: rasa.append_state_events(t.sender_id, returned_events(t))):
                 returned += 1
         except RasaUnavailable as err:
             logger.warning("Could not hand ticket %s back to the bot: %s", ticket.id, err)
@@ -55,7 +58,7 @@ def release_silent(store: TicketStore, rasa: RasaClient, silence_seconds: int) -
     for ticket in store.tickets_due_for_release(silence_seconds):
         def tell(t: Ticket) -> None:
             if channel_can_receive_agent(t.channel):
-                rasa.append_events(t.sender_id, [released_event(t.id, t.claimed_by)])
+                rasa.append_state_events(t.sender_id, [released_event(t.id, t.claimed_by)])
 
         try:
             store.release(ticket.id, SYSTEM_AGENT, "silence", ticket.claimed_by, tell)

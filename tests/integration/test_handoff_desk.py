@@ -460,6 +460,14 @@ def test_a_reply_the_channel_could_not_deliver_is_reported_as_not_delivered(desk
     assert len(rasa.appended[ticket.sender_id]) == before
     actions = [e.action for e in store.audit_log(ticket.id)]
     assert "reply_undelivered" in actions and "reply" not in actions
+    # The widget is still gone: releasing and closing change the state anyway, the notices wait in the transcript.
+    rasa.undeliverable.add(ticket.sender_id)
+    try:
+        assert _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "no_response"})[0] == 200
+    finally:
+        rasa.undeliverable.discard(ticket.sender_id)
+    assert {"event": "resume"} in rasa.appended[ticket.sender_id]
+    assert store.get(ticket.id).status == CLOSED
 
     rest, _ = store.create_ticket(NewTicket(f"desk-rest-{next(_counter)}", "rest", 3, "user_request",
                                             {"reason": "user_request"}, []), "follow_up")

@@ -36,7 +36,8 @@ class FakeRasa:
     """A stand-in for the Rasa HTTP API on loopback: ``GET /conversations/<id>/tracker`` and
     ``POST /conversations/<id>/tracker/events`` with ``?token=``. Appended events are kept per sender in
     ``appended`` (and added to that sender's tracker); set ``fail = True`` to answer 500; senders in
-    ``undeliverable`` get Rasa's 500 for a channel that could not deliver (bot.handoff.delivery)."""
+    ``undeliverable`` get Rasa's 500 for a channel that could not deliver (bot.handoff.delivery) when the
+    request asks for delivery (``execute_side_effects=true``); without it the events are stored."""
 
     def __init__(self) -> None:
         self.trackers: Dict[str, Dict[str, Any]] = {}
@@ -81,7 +82,7 @@ class FakeRasa:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 route = self._route()
-                if route and route[0] in fake.undeliverable:
+                if route and route[0] in fake.undeliverable and "execute_side_effects=true" in self.path:
                     from bot.handoff.delivery import AgentMessageNotDelivered
 
                     self._answer(500, {"message": f"An unexpected error occurred. Error: "

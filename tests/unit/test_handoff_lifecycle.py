@@ -207,6 +207,10 @@ class _Rasa:
         self.appended.setdefault(sender, []).extend(events)
         return {}
 
+    def append_state_events(self, sender, events):
+        self.append_events(sender, events)
+        return True
+
 
 def test_the_timers_resume_the_bot_and_release_silent_agents(timed):
     store, clock = timed

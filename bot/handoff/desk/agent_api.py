@@ -158,7 +158,8 @@ async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
         if not channel_can_receive_agent(t.channel):
             return
         message = render("utter_handoff_agent_joined", ticket_id=t.id, agent_name=agent)
-        rasa.append_events(t.sender_id, [{"event": "pause"}, bot_event(message, t.id, "agent_joined", agent)])
+        rasa.append_state_events(t.sender_id, [{"event": "pause"},
+                                               bot_event(message, t.id, "agent_joined", agent)])
 
     claimed = await blocking(request.app.ctx.store.claim, ticket_id, agent, joined)
     return response.json({"ticket": ticket_view(claimed)})
@@ -198,7 +199,7 @@ async def release(request: Request, agent: str, ticket_id: str) -> response.HTTP
 
     def told(t: Ticket) -> None:
         if channel_can_receive_agent(t.channel):
-            rasa.append_events(t.sender_id, [released_event(t.id, t.claimed_by)])
+            rasa.append_state_events(t.sender_id, [released_event(t.id, t.claimed_by)])
 
     released = await blocking(request.app.ctx.store.release, ticket_id, agent, "agent", None, told)
     return response.json({"ticket": ticket_view(released)})
@@ -225,8 +226,8 @@ async def close(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
     def resume(t: Ticket) -> None:
         # action_listen after the resume: the bot is listening again, so the user's next message is
         # predicted from the rules exactly as at the start of a turn.
-        rasa.append_events(t.sender_id, resume_events(render("utter_handoff_closed", ticket_id=t.id), t.id,
-                                                      "closed", agent))
+        rasa.append_state_events(t.sender_id, resume_events(render("utter_handoff_closed", ticket_id=t.id), t.id,
+                                                            "closed", agent))
 
     closed = await blocking(request.app.ctx.store.close, ticket_id, agent, outcome, resume)
     return response.json({"ticket": ticket_view(closed)})
