@@ -398,3 +398,12 @@ def test_a_wechat_message_over_the_quota_is_not_delivered():
     with pytest.raises(AgentMessageNotDelivered):
         asyncio.run(send(RenderedTurn(messages=[{"msgtype": "text"}], failed=1)))
 
+
+
+def test_a_paused_conversation_whose_session_expired_is_left_to_rasa_which_starts_it_unpaused():
+    agent = _paused_agent("g5")
+    agent.processor._has_session_expired = lambda tracker: True
+    desk = _Desk(HELD)
+    handled, tracker, sent, passed = _run_gate(agent, "g5", "你好", desk)
+    assert not handled and desk.seen == [] and sent == [] and passed == []  # the caller passes it on
+    assert tracker.is_paused()  # unchanged here; Rasa's new session (SessionStarted) resets it
