@@ -14,6 +14,7 @@ is answered 409 with ``"delivered": false`` and nothing is sent.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from typing import Any, Awaitable, Callable, Dict
@@ -90,8 +91,6 @@ def ticket_view(ticket: Ticket, include_transcript: bool = False) -> Dict[str, A
 
 def presence_view(app: Any) -> Dict[str, Any]:
     """``{"agents_present": [names], "open_now": bool, "agents_on_duty": bool}`` for the page."""
-    import datetime as dt
-
     present = app.ctx.presence.present()
     open_now = app.ctx.settings.opening_hours.is_open(dt.datetime.now(dt.UTC))
     return {"agents_present": present, "open_now": open_now, "agents_on_duty": open_now and bool(present)}
