@@ -2,9 +2,11 @@
 
 * ``action_handoff`` reads the tracker, sends a ticket to the agent desk over the desk's intake API (the
   action server never touches the ticket database, so it runs with rasa-sdk alone), sends the planned
-  replies and pauses the conversation (``ConversationPaused``) when a ticket is queued. Rasa then stores the
-  user's messages without answering them until the agent closes the ticket and the desk resumes the bot.
-  When no agent can be reached it answers honestly and listens again.
+  replies and pauses the conversation (``ConversationPaused``) only when a person can answer now (an agent on
+  duty, the desk reachable, a channel that can receive agent messages; bot.handoff.intake). Rasa then stores
+  the user's messages without predicting; the gate (bot.handoff.paused) still answers danger, a wish to leave
+  the queue and a desk that is gone. Otherwise the ticket is a follow-up record: the bot answers honestly
+  and listens again.
 * Repeated misunderstandings reach ``action_handoff`` through ``action_clarify_or_answer_risk``
   (actions/guidance_actions.py), which hands over the second ``nlu_fallback`` in a row.
 """
@@ -56,8 +58,8 @@ class ActionHandoff(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        """Send the planned replies; return ``[ConversationPaused()]`` if a ticket was queued, else a follow-up
-        ``action_listen`` (so the bot listens again whichever route led here).
+        """Send the planned replies; return ``[ConversationPaused()]`` if a person can answer now, else a
+        follow-up ``action_listen`` (so the bot listens again whichever route led here).
 
         Never raises for a configuration, desk or network problem: those give the ``unavailable`` answer. The
         desk call (at most a few seconds, bot.handoff.intake.DESK_TIMEOUT_SECONDS) runs in a worker thread.

@@ -29,7 +29,9 @@
   var DEFAULT_SERVER = ownScript && ownScript.src ? new URL(ownScript.src).origin : window.location.origin;
   var MAX_CHARS = 2000; // the server refuses longer messages (bot/channels/message_guard.py)
   var HUMAN_PAYLOAD = "/request_human";
-  var IN_HANDOFF = { queued: true, agent_joined: true, agent_message: true };
+  // Handoff states in which a person is there or about to be (the bot is paused); the server sends "queued"
+  // only when an agent is on duty. follow_up / returned_to_bot / closed / unavailable: the bot is talking.
+  var IN_HANDOFF = { queued: true, agent_joined: true, agent_message: true, released: true };
 
   var TEXT = {
     title: "债务咨询助手",
@@ -51,6 +53,9 @@
     handoffJoined: "人工客服服务中",
     handoffUnavailable: "暂时无法转接在线人工客服，请按上面的提示联系银行官方客服。",
     handoffClosed: "人工客服已结束服务，智能助手继续为您服务。",
+    handoffReleased: "人工客服服务中 · 正在为您重新排队",
+    handoffFollowUp: "您的请求已记录，人工客服稍后查看；现在由智能助手继续为您服务。",
+    handoffReturned: "暂时没有人工客服接入，智能助手继续为您服务。",
     agentJoined: "人工客服已接入",
     agent: "人工客服",
     call: "拨打",
@@ -420,7 +425,8 @@
       var inHandoff = IN_HANDOFF[state] === true;
       root.classList.toggle("dhw-with-human", inHandoff);
       handoffBanner.hidden = !inHandoff;
-      handoffBanner.textContent = state === "queued" ? TEXT.handoffQueued : inHandoff ? TEXT.handoffJoined : "";
+      handoffBanner.textContent = state === "queued" ? TEXT.handoffQueued
+        : state === "released" ? TEXT.handoffReleased : inHandoff ? TEXT.handoffJoined : "";
       if (message) {
         addSystemNotice(message);
       }
@@ -440,6 +446,12 @@
         setHandoff(state, null);
       } else if (state === "agent_joined") {
         setHandoff(state, restoring ? null : TEXT.agentJoined);
+      } else if (state === "released") {
+        setHandoff(state, null);
+      } else if (state === "follow_up") {
+        setHandoff(state, restoring ? null : TEXT.handoffFollowUp);
+      } else if (state === "returned_to_bot") {
+        setHandoff(state, restoring ? null : TEXT.handoffReturned);
       } else if (state === "closed") {
         setHandoff(state, TEXT.handoffClosed);
       } else if (state === "unavailable") {

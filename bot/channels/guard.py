@@ -15,6 +15,7 @@ from typing import Awaitable, Callable
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels.turns import supervise_turns
+from bot.handoff.paused import gate_paused_message
 from bot.privacy import mask_pii_with_counts
 from bot.texts import response_text
 
@@ -56,9 +57,16 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
     * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
     * otherwise PII is masked (``bot.privacy``), the kinds masked are added to the metadata as ``pii_masked``
       (counts only), a privacy notice is sent when anything was masked, and the message is passed on, under
-      the turn supervisor (``bot.channels.turns.supervise_turns``: deadline, outage reply).
+      the turn supervisor (``bot.channels.turns.supervise_turns``: deadline, outage reply);
+    * a message to a conversation paused for a human agent goes, under the same supervisor, through the
+      hand-over gate (``bot.handoff.paused``), which answers danger, a wish to leave and a desk that is gone.
     """
-    supervised = supervise_turns(on_new_message)
+
+    async def gated(message: UserMessage) -> None:
+        if not await gate_paused_message(message, on_new_message):
+            await on_new_message(message)
+
+    supervised = supervise_turns(gated)
 
     async def screened(message: UserMessage) -> None:
         text = clean_text(message.text)

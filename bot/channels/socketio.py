@@ -12,6 +12,10 @@ And it fixes custom payloads (docs/channels/payloads.md): Rasa's ``SocketIOOutpu
 payload's keys as keyword arguments to ``sio.emit`` (``emit(evt, type=..., status=...)``), which raises a
 ``TypeError``. :class:`CustomPayloadSocketIOOutput` emits the payload itself as the ``bot_uttered`` data, and
 the ``user_uttered`` handler is re-registered to use it (Rasa's creates its own output object).
+
+Messages sent outside a user turn (the agent desk through Rasa's HTTP API) go through
+:class:`OutOfTurnSocketIOOutput`, which refuses to pretend: when no socket is in the session's room, it raises
+bot.handoff.delivery.AgentMessageNotDelivered, so the agent is told "not delivered", never "sent".
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.handoff.delivery import AgentMessageNotDelivered
 
 
 class CustomPayloadSocketIOOutput(SocketIOOutput):
@@ -33,6 +38,27 @@ class CustomPayloadSocketIOOutput(SocketIOOutput):
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
         """Emit ``json_message`` (e.g. ``{"type": "handoff", "status": "queued"}``) to the session's room."""
         await self.sio.emit(self.bot_message_evt, dict(json_message), room=recipient_id)
+
+
+class OutOfTurnSocketIOOutput(CustomPayloadSocketIOOutput):
+    """The output for messages sent outside a user turn: delivered only to a session room with a socket in it."""
+
+    def __init__(self, sio: Any, bot_message_evt: str, namespace: Optional[str] = None) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.namespace = namespace or "/"
+
+    def _connected(self, room: str) -> bool:
+        try:
+            return any(True for _ in self.sio.manager.get_participants(self.namespace, room))
+        except (AttributeError, KeyError):
+            return False
+
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
+        """Send ``message`` if the user's session has a connected socket. Raises AgentMessageNotDelivered
+        otherwise (Rasa then stores nothing and the desk reports the message as not delivered)."""
+        if not self._connected(recipient_id):
+            raise AgentMessageNotDelivered("the user's widget is not connected")
+        await super().send_response(recipient_id, message)
 
 
 class ScreenedSocketIOInput(SocketIOInput):
@@ -44,10 +70,11 @@ class ScreenedSocketIOInput(SocketIOInput):
         return "socketio"
 
     def get_output_channel(self) -> Optional[CustomPayloadSocketIOOutput]:
-        """The output used when a message is sent outside a user turn (e.g. by the agent desk via the API)."""
+        """The output used when a message is sent outside a user turn (e.g. by the agent desk via the API):
+        it raises AgentMessageNotDelivered when the user's socket is gone."""
         if self.sio is None:
             return None
-        return CustomPayloadSocketIOOutput(self.sio, self.bot_message_evt)
+        return OutOfTurnSocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Rasa's socketio blueprint around the screened callback, with a working ``session_request``."""

@@ -20,7 +20,7 @@ from typing import Mapping, Optional
 MAX_AGENT_NAME_CHARS = 32
 """Longest accepted agent name."""
 
-RESERVED_NAMES = frozenset({"system", "bot"})
+RESERVED_NAMES = frozenset({"system", "bot", "user"})
 """Names an agent may not use (they mark audit rows written by the bot and the desk itself)."""
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f<>]")
@@ -82,3 +82,24 @@ class ServiceAuth:
         token = authorization[len("Bearer "):].strip()
         if not hmac.compare_digest(self.token.encode(), token.encode()):
             raise AuthError("wrong intake token")
+
+
+class GateAuth:
+    """Checks the token of the paused-conversation gate (bot.handoff.paused, in the Rasa server) on the desk's
+    ``/api/intake/paused-message``: the service token or Rasa's own API token (``RASA_AUTH_TOKEN``, which
+    the desk already holds to reach Rasa). The Rasa process does not get the service token, so that a leak
+    from it cannot open tickets; the gate's route can only read a ticket's state, raise its priority or close it
+    for its own user, all of which Rasa's token already allows through the conversation."""
+
+    def __init__(self, intake_token: Optional[str], rasa_token: Optional[str]) -> None:
+        self._checks = [ServiceAuth(token) for token in (intake_token, rasa_token) if token]
+
+    def check(self, authorization: Optional[str]) -> None:
+        """Return if ``authorization`` is ``Bearer <one of the tokens>``. Raises AuthError otherwise."""
+        for check in self._checks:
+            try:
+                check.check(authorization)
+                return
+            except AuthError:
+                continue
+        raise AuthError("missing or wrong gate token")

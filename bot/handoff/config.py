@@ -12,7 +12,8 @@ the environment:
 ``HANDOFF_WEBHOOK_URL``         optional external desk receiving signed events
 ``HANDOFF_WEBHOOK_SECRET``      the HMAC-SHA256 key for the webhook (required with the URL)
 ``HANDOFF_OPENING_HOURS``       e.g. ``mon-fri 09:00-18:00; sat 10:00-16:00`` or ``always``
-``HANDOFF_CLAIM_TIMEOUT_SECONDS``, ``HANDOFF_CHECK_INTERVAL_SECONDS``  override the YAML values
+``HANDOFF_CLAIM_TIMEOUT_SECONDS``, ``HANDOFF_CHECK_INTERVAL_SECONDS``, ``HANDOFF_AGENT_SILENCE_SECONDS``,
+``HANDOFF_PRESENCE_WINDOW_SECONDS``  override the YAML values
 ``RASA_URL``, ``RASA_AUTH_TOKEN``  the Rasa server's HTTP API, used by the desk
 =============================== ===========================================================================
 
@@ -51,6 +52,8 @@ class _FileSettings(BaseModel):
     timezone: str = "Asia/Shanghai"
     opening_hours: Dict[str, str] = {}
     claim_timeout_seconds: int = 600
+    agent_silence_seconds: int = 300
+    presence_window_seconds: int = 90
     check_interval_seconds: int = 15
     max_reply_chars: int = 1000
     webhook_max_attempts: int = 5
@@ -59,8 +62,8 @@ class _FileSettings(BaseModel):
     class Config:
         extra = Extra.forbid
 
-    @validator("claim_timeout_seconds", "check_interval_seconds", "max_reply_chars", "webhook_max_attempts",
-               "webhook_retry_seconds")
+    @validator("claim_timeout_seconds", "agent_silence_seconds", "presence_window_seconds",
+               "check_interval_seconds", "max_reply_chars", "webhook_max_attempts", "webhook_retry_seconds")
     def _positive(cls, value: int) -> int:
         if value <= 0:
             raise ValueError("must be a positive number")
@@ -80,6 +83,11 @@ class HandoffSettings(BaseModel):
     webhook_max_attempts: int = 5
     webhook_retry_seconds: int = 10
     claim_timeout_seconds: int = 600
+    """A queued ticket nobody claims in this time hands the conversation back to the bot (a follow-up record)."""
+    agent_silence_seconds: int = 300
+    """A claimed ticket whose agent sends nothing for this time is released back to the queue."""
+    presence_window_seconds: int = 90
+    """An agent counts as present at the desk for this long after their page's or API's last call."""
     check_interval_seconds: int = 15
     max_reply_chars: int = 1000
     rasa_url: Optional[str] = None
@@ -189,6 +197,9 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> HandoffSettings:
         claim_timeout_seconds=_int_env(env, "HANDOFF_CLAIM_TIMEOUT_SECONDS", file_settings.claim_timeout_seconds),
         check_interval_seconds=_int_env(env, "HANDOFF_CHECK_INTERVAL_SECONDS",
                                         file_settings.check_interval_seconds),
+        agent_silence_seconds=_int_env(env, "HANDOFF_AGENT_SILENCE_SECONDS", file_settings.agent_silence_seconds),
+        presence_window_seconds=_int_env(env, "HANDOFF_PRESENCE_WINDOW_SECONDS",
+                                         file_settings.presence_window_seconds),
         max_reply_chars=file_settings.max_reply_chars,
         rasa_url=(env.get("RASA_URL") or "").rstrip("/") or None,
         rasa_token=env.get("RASA_AUTH_TOKEN") or None,

@@ -98,20 +98,42 @@ class NewTicket:
                    transcript=transcript)
 
 
+TICKET_STATUSES = ("queued", "claimed", "follow_up", "closed")
+"""A ticket's status as the desk reports it: ``queued`` and ``claimed`` mean a person can answer now (the
+conversation is paused); ``follow_up`` is a record an agent reads later while the bot keeps talking."""
+
+HOLDING_STATUSES = ("queued", "claimed")
+"""Statuses under which the conversation stays paused."""
+
+
 @dataclass(frozen=True)
 class IntakeAnswer:
     """The desk's answer: the ticket's id, whether it was ``created`` (False: the sender's open ticket was
-    refreshed), whether agents are at the desk now (``open_now``) and the opening hours in Chinese."""
+    refreshed), whether the desk is inside its opening hours (``open_now``), the opening hours in Chinese,
+    whether a person can answer now (``agents_on_duty``: inside the hours AND at least one agent present at
+    the desk) and the ticket's ``status`` (TICKET_STATUSES).
+
+    Tolerant of an earlier desk: a missing ``agents_on_duty`` reads as False (nobody is known to be there, so
+    nothing is promised) and a missing ``status`` as ``queued`` when agents are on duty, else ``follow_up``.
+    """
 
     ticket_id: str
     created: bool
     open_now: bool
     opening_hours: str
+    agents_on_duty: bool = False
+    status: str = "follow_up"
+
+    @property
+    def holds(self) -> bool:
+        """True when a person can answer now: the ticket is queued with an agent on duty, or claimed."""
+        return self.status == "claimed" or (self.status == "queued" and self.agents_on_duty)
 
     def to_json(self) -> Dict[str, Any]:
         """The JSON object the desk answers with."""
         return {"ticket_id": self.ticket_id, "created": self.created, "open_now": self.open_now,
-                "opening_hours": self.opening_hours}
+                "opening_hours": self.opening_hours, "agents_on_duty": self.agents_on_duty,
+                "status": self.status}
 
     @classmethod
     def from_json(cls, data: Any) -> IntakeAnswer:
@@ -126,4 +148,90 @@ class IntakeAnswer:
             raise ContractError("'created' and 'open_now' must be true or false")
         if not isinstance(hours, str) or not hours:
             raise ContractError("'opening_hours' must be a non-empty string")
-        return cls(ticket_id=ticket_id, created=created, open_now=open_now, opening_hours=hours)
+        on_duty = data.get("agents_on_duty", False)
+        if not isinstance(on_duty, bool):
+            raise ContractError("'agents_on_duty' must be true or false")
+        status = data.get("status", "queued" if on_duty else "follow_up")
+        if status not in TICKET_STATUSES:
+            raise ContractError(f"'status' must be one of {', '.join(TICKET_STATUSES)}")
+        return cls(ticket_id=ticket_id, created=created, open_now=open_now, opening_hours=hours,
+                   agents_on_duty=on_duty, status=status)
+
+
+PAUSED_MESSAGE_PATH = "/api/intake/paused-message"
+"""The desk's route for a message to a paused conversation (POST, service token), see :class:`PausedMessage`."""
+
+PAUSED_KINDS = ("message", "danger", "leave")
+"""What the paused-conversation gate (bot.handoff.paused) saw: an ordinary message, one that reads as danger
+(bot.crisis.reads_as_danger), or a wish to leave the queue."""
+
+MAX_ALERT_CHARS = 1000
+"""Longest danger sentence passed to the desk (characters); longer ones are cut."""
+
+
+@dataclass(frozen=True)
+class PausedMessage:
+    """A message to a paused conversation, from the Rasa side's gate to the desk.
+
+    ``kind`` is one of PAUSED_KINDS. ``text`` (PII-masked by the channel guard) is sent only for ``danger``, so
+    that the agents see the sentence; ordinary messages reach the agents through the live transcript.
+    """
+
+    sender_id: str
+    kind: str
+    text: Optional[str] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON object the gate posts."""
+        return {"sender_id": self.sender_id, "kind": self.kind, "text": self.text}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PausedMessage:
+        """The message in ``data`` (parsed JSON). Raises ContractError for a missing or malformed field."""
+        if not isinstance(data, Mapping):
+            raise ContractError("the message must be a JSON object")
+        sender_id, kind, text = data.get("sender_id"), data.get("kind"), data.get("text")
+        if not isinstance(sender_id, str) or not sender_id or len(sender_id) > MAX_SENDER_ID_CHARS:
+            raise ContractError(f"'sender_id' must be a string of 1-{MAX_SENDER_ID_CHARS} characters")
+        if kind not in PAUSED_KINDS:
+            raise ContractError(f"'kind' must be one of {', '.join(PAUSED_KINDS)}")
+        if text is not None and not isinstance(text, str):
+            raise ContractError("'text' must be null or a string")
+        return cls(sender_id=sender_id, kind=kind, text=text[:MAX_ALERT_CHARS] if text else None)
+
+
+@dataclass(frozen=True)
+class PausedAnswer:
+    """The desk's answer to a :class:`PausedMessage`.
+
+    ``ticket_id`` and ``status`` describe the sender's open ticket (both None: there is none); ``hold`` is True
+    when the conversation should stay paused (a person can answer: status queued or claimed, and the ticket was
+    not closed by this message); ``prioritised`` that the ticket was moved to the top for a danger message;
+    ``closed`` that this message closed it (kind ``leave``, outcome ``user_left``).
+    """
+
+    ticket_id: Optional[str]
+    status: Optional[str]
+    hold: bool
+    prioritised: bool = False
+    closed: bool = False
+
+    def to_json(self) -> Dict[str, Any]:
+        """The JSON object the desk answers with."""
+        return {"ticket_id": self.ticket_id, "status": self.status, "hold": self.hold,
+                "prioritised": self.prioritised, "closed": self.closed}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PausedAnswer:
+        """The answer in ``data`` (parsed JSON); missing flags read as False. Raises ContractError."""
+        if not isinstance(data, Mapping):
+            raise ContractError("the answer must be a JSON object")
+        ticket_id, status = data.get("ticket_id"), data.get("status")
+        if ticket_id is not None and (not isinstance(ticket_id, str) or not ticket_id):
+            raise ContractError("'ticket_id' must be null or a non-empty string")
+        if status is not None and status not in TICKET_STATUSES:
+            raise ContractError(f"'status' must be null or one of {', '.join(TICKET_STATUSES)}")
+        flags = [data.get(key, False) for key in ("hold", "prioritised", "closed")]
+        if not all(isinstance(flag, bool) for flag in flags):
+            raise ContractError("'hold', 'prioritised' and 'closed' must be true or false")
+        return cls(ticket_id=ticket_id, status=status, hold=flags[0], prioritised=flags[1], closed=flags[2])

@@ -1,10 +1,12 @@
 """Hand a conversation over: send a ticket to the agent desk and decide what the user is told (``action_handoff``).
 
 :func:`open_handoff` is the whole decision, testable without Rasa or a desk: it builds the PII-masked ticket,
-gives it to a :class:`DeskClient` and plans the replies from the desk's answer. If the desk takes the ticket,
-the conversation is queued (the action then pauses it) and the user is told what happens next, with the
-opening hours the desk reports; otherwise the user gets the honest ``unavailable`` answer with the bank's own
-channel.
+gives it to a :class:`DeskClient` and plans the replies from the desk's answer. The conversation is paused
+(``queued``) only when a person can answer: the desk took the ticket, says agents are on duty (inside the
+hours with an agent present) and holds it queued or claimed, and the user's channel can receive an agent's
+messages (bot.handoff.decision). Otherwise the ticket is a follow-up record, the bot keeps talking and the
+user is told honestly when a person will read it, with the bank's official line; a desk that does not take
+the ticket gives the honest ``unavailable`` answer with the bank's own channel.
 
 The action server runs with rasa-sdk alone, so this module reaches the desk over its HTTP API
 (:class:`HttpDeskClient`, standard library only), never the ticket database: the desk owns the tickets and
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Protocol
 
 from bot.handoff.contract import INTAKE_PATH, ContractError, IntakeAnswer, NewTicket
+from bot.handoff.decision import channel_can_receive_agent
 from bot.handoff.priority import PRIORITY_DISTRESS, REASON_FALLBACK, handoff_reason, ticket_priority
 from bot.handoff.summary import build_summary, intents_seen, transcript
 from bot.knowledge import Knowledge
@@ -163,9 +166,10 @@ class HandoffContext:
 
 @dataclass(frozen=True)
 class HandoffResult:
-    """What to do: send ``replies`` in order; ``queued`` means the desk holds a ticket and the bot must pause.
+    """What to do: send ``replies`` in order; ``queued`` means a person can answer now and the bot must pause.
 
     ``ticket_id`` and ``created`` (False: the sender's open ticket was refreshed) come from the desk;
+    ``follow_up`` means the desk keeps the ticket as a record for later while the bot keeps talking;
     ``problem`` says why the handoff is unavailable (no personal data).
     """
 
@@ -174,6 +178,13 @@ class HandoffResult:
     ticket_id: Optional[str] = None
     created: Optional[bool] = None
     problem: Optional[str] = None
+    follow_up: bool = False
+
+
+def should_pause(answer: IntakeAnswer, channel: Optional[str]) -> bool:
+    """True only when a person can answer now (the desk holds the ticket queued with agents on duty, or an
+    agent has it) and the user's ``channel`` can receive the agent's messages."""
+    return answer.holds and channel_can_receive_agent(channel)
 
 
 def new_ticket(context: HandoffContext, knowledge: Knowledge) -> NewTicket:
@@ -201,9 +212,10 @@ def open_handoff(context: HandoffContext, desk: Optional[DeskClient], knowledge:
     """Give the sender's ticket to ``desk`` and plan the replies.
 
     ``desk`` None (no desk configured) or a desk that does not take the ticket gives the unavailable answer.
-    Whether the desk is open now, and the hours the user is told, are the desk's answer. Never raises for a
-    desk or network problem (a client that raises something other than DeskUnavailable is logged by type
-    only: an exception's message may quote the ticket).
+    Whether agents are on duty, the ticket's status and the hours the user is told are the desk's answer;
+    whether the channel can receive an agent is :func:`bot.handoff.decision.channel_can_receive_agent`.
+    Never raises for a desk or network problem (a client that raises something other than DeskUnavailable is
+    logged by type only: an exception's message may quote the ticket).
     """
     if desk is None:
         return _unavailable(context, knowledge, NOT_CONFIGURED)
@@ -221,13 +233,16 @@ def open_handoff(context: HandoffContext, desk: Optional[DeskClient], knowledge:
     replies: List[ReplyInstruction] = []
     if ticket.reason == REASON_FALLBACK:
         replies.append(ReplyInstruction("utter_handoff_after_fallback", dict(facts)))
-    if answer.open_now:
+    if should_pause(answer, context.channel):
         replies.append(ReplyInstruction("utter_handoff_queued", variables))
-    else:
-        replies.append(ReplyInstruction("utter_handoff_queued_after_hours", variables))
-        institution = identify_institution(context.slots.get("bank"), context.latest_text, knowledge)
-        if institution is not None:
-            replies.append(bank_line(institution, knowledge))
-        if ticket.priority == PRIORITY_DISTRESS:
-            replies.append(ReplyInstruction("utter_handoff_distress_reminder", dict(facts)))
-    return HandoffResult(replies=replies, queued=True, ticket_id=answer.ticket_id, created=answer.created)
+        return HandoffResult(replies=replies, queued=True, ticket_id=answer.ticket_id, created=answer.created)
+    follow_up = ("utter_handoff_follow_up" if channel_can_receive_agent(context.channel)
+                 else "utter_handoff_follow_up_no_push")
+    replies.append(ReplyInstruction(follow_up, variables))
+    institution = identify_institution(context.slots.get("bank"), context.latest_text, knowledge)
+    if institution is not None:
+        replies.append(bank_line(institution, knowledge))
+    if ticket.priority == PRIORITY_DISTRESS:
+        replies.append(ReplyInstruction("utter_handoff_distress_reminder", dict(facts)))
+    return HandoffResult(replies=replies, queued=False, ticket_id=answer.ticket_id, created=answer.created,
+                         follow_up=True)

@@ -41,3 +41,17 @@ def agent_message_event(text: str, agent: str, ticket_id: str) -> Dict[str, Any]
     custom = {"type": "handoff", "status": "agent_message", "ticket_id": ticket_id, "text": text,
               "agent_name": agent}
     return bot_event({"text": text, "custom": custom}, ticket_id, "agent_message", agent)
+
+
+def released_event(ticket_id: str, holder: Optional[str]) -> Dict[str, Any]:
+    """The BotUttered event telling the user that ``holder`` (the agent who had the ticket) gave it back to the
+    queue (status ``released``)."""
+    message = render("utter_handoff_released", ticket_id=ticket_id, agent_name=holder or "")
+    return bot_event(message, ticket_id, "released", holder)
+
+
+def resume_events(message: Dict[str, Any], ticket_id: str, kind: str, agent: Optional[str] = None) -> list:
+    """``ConversationResumed``, ``action_listen`` and the rendered ``message``: the bot answers again from the
+    user's next message, predicted from the rules as at the start of a turn."""
+    return [{"event": "resume"}, {"event": "action", "name": "action_listen", "policy": "handoff_desk"},
+            bot_event(message, ticket_id, kind, agent)]

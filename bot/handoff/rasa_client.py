@@ -13,9 +13,16 @@ import urllib.parse
 import urllib.request
 from typing import Any, Dict, List
 
+from bot.handoff.delivery import NOT_DELIVERED_MARKER
+
 
 class RasaUnavailable(RuntimeError):
     """The Rasa server did not answer, or answered with an error; the message says which."""
+
+
+class RasaUndelivered(RasaUnavailable):
+    """Rasa took the request but the user's channel could not deliver the message (socket gone, WeChat quota);
+    Rasa stored nothing (bot.handoff.delivery)."""
 
 
 class RasaClient:
@@ -36,6 +43,12 @@ class RasaClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return json.loads(answer.read().decode("utf-8"))
         except urllib.error.HTTPError as err:
+            try:
+                detail = err.read().decode("utf-8", "replace")
+            except OSError:
+                detail = ""
+            if NOT_DELIVERED_MARKER in detail:
+                raise RasaUndelivered("the user's channel could not deliver the message") from err
             raise RasaUnavailable(f"Rasa answered HTTP {err.code}") from err
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise RasaUnavailable(f"Rasa is not reachable: {err}") from err
@@ -44,8 +57,25 @@ class RasaClient:
         """The conversation's tracker (``events``, ``slots``, ``paused``...). Raises RasaUnavailable."""
         return self._call(urllib.request.Request(self._url(sender_id, "tracker", include_events="AFTER_RESTART")))
 
+    def append_state_events(self, sender_id: str, events: List[Dict[str, Any]]) -> bool:
+        """Append ``events`` that change the conversation's state (pause, resume, a notice about the
+        hand-over), delivering their messages if the channel can. When it cannot (RasaUndelivered), the events
+        are appended again without sending, so that the state still changes and the notice waits in the
+        transcript (the widget restores it from the history). Returns whether the messages were delivered.
+        Raises RasaUnavailable when Rasa does not take the events at all."""
+        try:
+            self.append_events(sender_id, events)
+            return True
+        except RasaUndelivered:
+            url = self._url(sender_id, "tracker/events", include_events="NONE")
+            body = json.dumps(events, ensure_ascii=False).encode("utf-8")
+            self._call(urllib.request.Request(url, data=body, method="POST",
+                                              headers={"Content-Type": "application/json"}))
+            return False
+
     def append_events(self, sender_id: str, events: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """Append ``events`` and send their bot messages on the user's latest channel. Raises RasaUnavailable."""
+        """Append ``events`` and send their bot messages on the user's latest channel. Raises RasaUndelivered
+        when the channel could not deliver a message (nothing stored), RasaUnavailable for other failures."""
         url = self._url(sender_id, "tracker/events", output_channel="latest", execute_side_effects="true",
                         include_events="NONE")
         body = json.dumps(events, ensure_ascii=False).encode("utf-8")

@@ -2,7 +2,9 @@
 
 All times are naive UTC ``DateTime`` values (SQLite has no time zones; PostgreSQL stores them as given).
 
-* ``handoff_tickets``: one row per hand-over; ``status`` is ``queued`` -> ``claimed`` -> ``closed``.
+* ``handoff_tickets``: one row per hand-over; ``status`` is ``queued`` -> ``claimed`` -> ``closed``, with
+  ``follow_up`` (a record an agent reads later while the bot talks) and the way back from ``claimed`` to
+  ``queued`` (released); see bot/handoff/store.py.
 * ``handoff_notes``: internal notes by agents (never shown to the user).
 * ``handoff_audit``: every desk action: who (``agent``), when (``at``), what (``action`` and ``detail``).
 * ``handoff_webhook_deliveries``: the outgoing webhook's outbox, with attempts, errors and outcome.
@@ -33,6 +35,11 @@ tickets = Table(
     Column("closed_at", DateTime, nullable=True),
     Column("outcome", String(32), nullable=True),
     Column("timeout_notified_at", DateTime, nullable=True),
+    Column("queued_at", DateTime, nullable=True),
+    Column("last_agent_message_at", DateTime, nullable=True),
+    Column("returned_at", DateTime, nullable=True),
+    Column("alert_text", Text, nullable=True),
+    Column("alert_at", DateTime, nullable=True),
     Index("ix_handoff_tickets_status_priority", "status", "priority", "created_at"),
     Index("ix_handoff_tickets_sender", "sender_id", "status"),
 )

@@ -8,8 +8,17 @@ and an exception from it rolls everything back, so a failed send leaves no trace
 New tickets arrive as :class:`bot.handoff.contract.NewTicket` (re-exported here), posted by the action
 server to the desk, which alone writes to this store.
 
-Claiming is a single conditional ``UPDATE ... WHERE status = 'queued' AND claimed_by IS NULL``: of several
-agents claiming at once, exactly one updates a row; the others get :class:`TicketConflict`.
+Claiming is a single conditional ``UPDATE ... WHERE status IN ('queued', 'follow_up') AND claimed_by IS NULL``:
+of several agents claiming at once, exactly one updates a row; the others get :class:`TicketConflict`.
+
+The lifecycle (docs/handoff.md)::
+
+    follow_up ──claim──▶ claimed ──close──▶ closed
+    queued ────claim──▶ claimed ──release (agent, or silence timer)──▶ queued
+    queued ──unclaimed timer──▶ follow_up (the bot talks again; the record stays for an agent)
+    queued | claimed | follow_up ──the user leaves──▶ closed (outcome user_left)
+
+Only ``queued`` and ``claimed`` hold the conversation paused.
 """
 from __future__ import annotations
 
@@ -28,12 +37,23 @@ from bot.handoff.schema import audit, notes, tickets, webhook_deliveries
 QUEUED, CLAIMED, CLOSED = "queued", "claimed", "closed"
 """Ticket statuses, in the order a ticket goes through them."""
 
+FOLLOW_UP = "follow_up"
+"""A ticket nobody can answer now (no agent on duty, a channel that cannot receive agents, or unclaimed in
+time): the bot keeps talking and an agent reads the record later. Claimable like a queued ticket."""
+
+OPEN_STATUSES = (QUEUED, CLAIMED, FOLLOW_UP)
+"""Statuses of a ticket that is not closed."""
+
+USER_AGENT = "user"
+"""The ``agent`` of audit rows for what the user did (left the queue, wrote something that reads as danger)."""
+
 OUTCOMES = {
     "referred_hardship_plan": "已引导向银行申请个性化分期",
     "referred_12378": "已引导拨打监管投诉热线",
     "police_report_advised": "已建议报警",
     "resolved": "已解决",
     "no_response": "用户未回应",
+    "user_left": "用户不再等待人工",
 }
 """Outcome code -> Chinese label on the desk. Closing needs one of these codes."""
 
@@ -43,9 +63,9 @@ SYSTEM_AGENT = "system"
 SideEffect = Callable[["Ticket"], Any]
 """Runs inside a change's transaction; what it returns is ignored, what it raises rolls the change back."""
 
-__all__ = ["AuditEntry", "CLAIMED", "CLOSED", "Delivery", "HandoffStoreError", "InvalidInput", "NewTicket", "Note",
-           "OUTCOMES", "QUEUED", "SYSTEM_AGENT", "Ticket", "TicketConflict", "TicketNotFound", "TicketStore",
-           "iso", "utcnow"]
+__all__ = ["AuditEntry", "CLAIMED", "CLOSED", "Delivery", "FOLLOW_UP", "HandoffStoreError", "InvalidInput",
+           "NewTicket", "Note", "OPEN_STATUSES", "OUTCOMES", "QUEUED", "SYSTEM_AGENT", "Ticket", "TicketConflict",
+           "TicketNotFound", "TicketStore", "USER_AGENT", "iso", "utcnow"]
 
 
 class HandoffStoreError(Exception):
@@ -84,7 +104,11 @@ def iso(moment: Optional[dt.datetime]) -> Optional[str]:
 
 @dataclass(frozen=True)
 class Ticket:
-    """A stored ticket. Times are naive UTC datetimes; ``status`` is queued, claimed or closed."""
+    """A stored ticket. Times are naive UTC datetimes; ``status`` is queued, claimed, follow_up or closed.
+
+    ``queued_at``: when it last entered the queue; ``last_agent_message_at``: the holder's last reply;
+    ``returned_at``: when the unclaimed timer gave the conversation back to the bot; ``alert_text`` /
+    ``alert_at``: the latest message that read as danger while waiting."""
 
     id: str
     sender_id: str
@@ -102,6 +126,16 @@ class Ticket:
     closed_at: Optional[dt.datetime] = None
     outcome: Optional[str] = None
     timeout_notified_at: Optional[dt.datetime] = None
+    queued_at: Optional[dt.datetime] = None
+    last_agent_message_at: Optional[dt.datetime] = None
+    returned_at: Optional[dt.datetime] = None
+    alert_text: Optional[str] = None
+    alert_at: Optional[dt.datetime] = None
+
+    @property
+    def holds(self) -> bool:
+        """True while the conversation is paused for a person (queued or claimed)."""
+        return self.status in (QUEUED, CLAIMED)
 
     def to_dict(self, include_transcript: bool = True) -> Dict[str, Any]:
         """JSON-ready mapping (times as ISO strings with Z); without the transcript when asked."""
@@ -213,19 +247,24 @@ class TicketStore:
     def _holder_problem(ticket: Ticket, agent: str) -> Optional[str]:
         if ticket.status == CLOSED:
             return f"ticket {ticket.id} is closed"
-        if ticket.status == QUEUED:
+        if ticket.status in (QUEUED, FOLLOW_UP):
             return f"ticket {ticket.id} has not been claimed; claim it first"
         if ticket.claimed_by != agent:
             return f"ticket {ticket.id} is held by {ticket.claimed_by}"
         return None
 
     # ----- tickets -----------------------------------------------------------------------------------
-    def create_ticket(self, new: NewTicket) -> Tuple[Ticket, bool]:
-        """Open a ticket for ``new.sender_id``, or refresh the sender's open one.
+    def create_ticket(self, new: NewTicket, status: str = QUEUED) -> Tuple[Ticket, bool]:
+        """Open a ticket for ``new.sender_id`` with ``status`` (QUEUED or FOLLOW_UP), or refresh the sender's
+        open one.
 
         Returns ``(ticket, created)``: ``created`` is False when the sender already had an open ticket, whose
-        summary and transcript are then replaced and whose priority is raised if the new one is more urgent.
+        summary and transcript are then replaced and whose priority is raised if the new one is more urgent;
+        a queued or follow-up ticket then takes the new ``status`` (re-entering the queue, ``queued_at`` now,
+        when it becomes queued), a claimed one stays with its agent.
         """
+        if status not in (QUEUED, FOLLOW_UP):
+            raise InvalidInput(f"a new ticket is {QUEUED} or {FOLLOW_UP}, not {status!r}")
         now = self.clock()
         with self.engine.begin() as conn:
             existing = conn.execute(
@@ -234,19 +273,25 @@ class TicketStore:
             ).first()
             if existing is not None:
                 ticket = _ticket(existing)
-                conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(
-                    summary=new.summary, transcript=new.transcript, updated_at=now,
-                    priority=min(ticket.priority, new.priority)))
+                values: Dict[str, Any] = {"summary": new.summary, "transcript": new.transcript, "updated_at": now,
+                                          "priority": min(ticket.priority, new.priority)}
+                if ticket.status != CLAIMED and ticket.status != status:
+                    values["status"] = status
+                    if status == QUEUED:
+                        values["queued_at"] = now
+                conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(**values))
                 ticket = self._fetch(conn, ticket.id)
-                self._audit(conn, SYSTEM_AGENT, "refresh", ticket.id, {"reason": new.reason})
+                self._audit(conn, SYSTEM_AGENT, "refresh", ticket.id, {"reason": new.reason,
+                                                                       "status": ticket.status})
                 return ticket, False
             ticket_id = uuid.uuid4().hex
             conn.execute(insert(tickets).values(
-                id=ticket_id, sender_id=new.sender_id, channel=new.channel, status=QUEUED,
+                id=ticket_id, sender_id=new.sender_id, channel=new.channel, status=status,
                 priority=new.priority, reason=new.reason, summary=new.summary, transcript=new.transcript,
-                created_at=now, updated_at=now))
+                created_at=now, updated_at=now, queued_at=now))
             ticket = self._fetch(conn, ticket_id)
-            self._audit(conn, SYSTEM_AGENT, "create", ticket_id, {"reason": new.reason, "priority": new.priority})
+            self._audit(conn, SYSTEM_AGENT, "create", ticket_id, {"reason": new.reason, "priority": new.priority,
+                                                                  "status": status})
             self._outbox(conn, "ticket.created", ticket, include_transcript=True)
             return ticket, True
 
@@ -255,12 +300,22 @@ class TicketStore:
         with self.engine.connect() as conn:
             return self._fetch(conn, ticket_id)
 
+    def open_ticket_of(self, sender_id: str) -> Optional[Ticket]:
+        """The sender's open ticket (queued, claimed or follow-up; the oldest if several), or None."""
+        query = (select(tickets).where(and_(tickets.c.sender_id == sender_id, tickets.c.status != CLOSED))
+                 .order_by(tickets.c.created_at).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _ticket(row)
+
     def queue(self, include_closed: bool = False, limit: int = 200) -> List[Ticket]:
-        """Open tickets (queued and claimed), most urgent first, then oldest first; closed ones last if asked."""
+        """Open tickets (queued, claimed, follow-up): those with a danger alert first, then the most urgent, then
+        the oldest; closed ones last if asked."""
         query = select(tickets)
         if not include_closed:
             query = query.where(tickets.c.status != CLOSED)
-        query = query.order_by((tickets.c.status == CLOSED), tickets.c.priority, tickets.c.created_at).limit(limit)
+        query = query.order_by((tickets.c.status == CLOSED), tickets.c.alert_at.is_(None), tickets.c.priority,
+                               tickets.c.created_at).limit(limit)
         with self.engine.connect() as conn:
             return [_ticket(row) for row in conn.execute(query)]
 
@@ -270,21 +325,26 @@ class TicketStore:
         ``side_effect(ticket)`` (e.g. telling the user an agent joined) runs inside the transaction; if it
         raises, the claim is rolled back and the exception propagates.
         Raises TicketNotFound, or TicketConflict if it is claimed by another agent or closed. Claiming a
-        ticket one already holds returns it unchanged (no side effect).
+        ticket one already holds returns it unchanged (no side effect). A follow-up ticket can be claimed too
+        (the side effect then pauses the conversation where the channel allows it); the side effect sees the
+        claimed ticket, and the audit row records the status it was claimed from.
         """
         now = self.clock()
         with self.engine.begin() as conn:
+            before = self._fetch(conn, ticket_id)
             result = conn.execute(
                 update(tickets)
-                .where(and_(tickets.c.id == ticket_id, tickets.c.status == QUEUED, tickets.c.claimed_by.is_(None)))
-                .values(status=CLAIMED, claimed_by=agent, claimed_at=now, updated_at=now)
+                .where(and_(tickets.c.id == ticket_id, tickets.c.status.in_((QUEUED, FOLLOW_UP)),
+                            tickets.c.claimed_by.is_(None)))
+                .values(status=CLAIMED, claimed_by=agent, claimed_at=now, updated_at=now,
+                        last_agent_message_at=None)
             )
             ticket = self._fetch(conn, ticket_id)
             if result.rowcount != 1:
                 if ticket.status == CLAIMED and ticket.claimed_by == agent:
                     return ticket
                 raise TicketConflict(self._holder_problem(ticket, agent) or f"ticket {ticket_id} is not queued")
-            self._audit(conn, agent, "claim", ticket_id)
+            self._audit(conn, agent, "claim", ticket_id, {"from": before.status})
             self._outbox(conn, "ticket.claimed", ticket, {"agent": agent})
             if side_effect is not None:
                 side_effect(ticket)
@@ -308,9 +368,10 @@ class TicketStore:
             raise InvalidInput("the reply is empty")
         with self.engine.begin() as conn:
             # Touch the row first: this takes the write lock, so the check below cannot race a close.
+            now = self.clock()
             conn.execute(update(tickets).where(and_(tickets.c.id == ticket_id, tickets.c.status == CLAIMED,
                                                     tickets.c.claimed_by == agent))
-                         .values(updated_at=self.clock()))
+                         .values(updated_at=now, last_agent_message_at=now))
             ticket = self._fetch(conn, ticket_id)
             problem = self._holder_problem(ticket, agent)
             if problem:
@@ -342,6 +403,104 @@ class TicketStore:
             self._outbox(conn, "ticket.closed", ticket, {"agent": agent, "outcome": outcome})
             if side_effect is not None:
                 side_effect(ticket)
+            return ticket
+
+    def record_undelivered(self, ticket_id: str, agent: str, text: str, problem: str) -> None:
+        """Audit an agent's reply that did not reach the user (``reply_undelivered``, with why); the reply
+        itself was rolled back, so the agent's page can say "not delivered", never "sent"."""
+        with self.engine.begin() as conn:
+            self._audit(conn, agent, "reply_undelivered", ticket_id, {"chars": len(text), "problem": problem})
+
+    def release(self, ticket_id: str, agent: str, reason: str = "agent", holder: Optional[str] = None,
+                side_effect: Optional[SideEffect] = None) -> Ticket:
+        """Give a claimed ticket back to the queue (``queued``, nobody holds it, ``queued_at`` now).
+
+        ``agent`` is who releases: the holder (``reason`` "agent") or SYSTEM_AGENT for the silence timer
+        (``reason`` "silence"), which must name the ``holder`` it found, so that a ticket claimed again
+        meanwhile is left alone. ``side_effect(ticket)`` (telling the user) sees the ticket before the release
+        (with its holder) and runs inside the transaction. Raises TicketNotFound, TicketConflict.
+        """
+        expected = holder if agent == SYSTEM_AGENT else agent
+        now = self.clock()
+        with self.engine.begin() as conn:
+            before = self._fetch(conn, ticket_id)
+            result = conn.execute(
+                update(tickets)
+                .where(and_(tickets.c.id == ticket_id, tickets.c.status == CLAIMED,
+                            tickets.c.claimed_by == expected))
+                .values(status=QUEUED, claimed_by=None, claimed_at=None, queued_at=now, updated_at=now,
+                        last_agent_message_at=None)
+            )
+            if result.rowcount != 1:
+                raise TicketConflict(self._holder_problem(before, expected or "")
+                                     or f"ticket {ticket_id} cannot be released")
+            ticket = self._fetch(conn, ticket_id)
+            self._audit(conn, agent, "release", ticket_id, {"reason": reason, "holder": expected})
+            self._outbox(conn, "ticket.released", ticket, {"agent": expected, "reason": reason})
+            if side_effect is not None:
+                side_effect(before)
+            return ticket
+
+    def return_to_bot(self, ticket_id: str, side_effect: Optional[SideEffect] = None) -> bool:
+        """A queued ticket nobody claimed in time becomes a follow-up record (``returned_at`` now); the
+        conversation goes back to the bot (``side_effect`` resumes it, inside the transaction; a failure rolls
+        back and the next round retries). Returns False if it was claimed, closed or returned meanwhile."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(tickets).where(and_(tickets.c.id == ticket_id, tickets.c.status == QUEUED))
+                .values(status=FOLLOW_UP, returned_at=now, updated_at=now, timeout_notified_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            ticket = self._fetch(conn, ticket_id)
+            self._audit(conn, SYSTEM_AGENT, "return_to_bot", ticket_id)
+            self._outbox(conn, "ticket.timeout", ticket)
+            if side_effect is not None:
+                side_effect(ticket)
+            return True
+
+    def leave(self, sender_id: str, side_effect: Optional[SideEffect] = None) -> Optional[Ticket]:
+        """The user left the queue: close the sender's open ticket (any open status) with outcome
+        ``user_left`` (closed by USER_AGENT). ``side_effect`` runs inside the transaction. Returns the closed
+        ticket, or None if the sender had no open ticket."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(tickets).where(and_(tickets.c.sender_id == sender_id,
+                                                          tickets.c.status != CLOSED))
+                               .order_by(tickets.c.created_at).limit(1)).first()
+            if row is None:
+                return None
+            before = _ticket(row)
+            result = conn.execute(update(tickets).where(and_(tickets.c.id == before.id, tickets.c.status != CLOSED))
+                                  .values(status=CLOSED, closed_by=USER_AGENT, closed_at=now, outcome="user_left",
+                                          updated_at=now))
+            if result.rowcount != 1:
+                return None
+            ticket = self._fetch(conn, before.id)
+            self._audit(conn, USER_AGENT, "close", ticket.id, {"outcome": "user_left", "from": before.status,
+                                                               "holder": before.claimed_by})
+            self._outbox(conn, "ticket.closed", ticket, {"agent": USER_AGENT, "outcome": "user_left"})
+            if side_effect is not None:
+                side_effect(ticket)
+            return ticket
+
+    def raise_alert(self, sender_id: str, text: Optional[str]) -> Optional[Ticket]:
+        """A message that reads as danger while the sender waits: their open ticket goes to the top (priority
+        1, and alerted tickets come first in :meth:`queue`) with the sentence (PII-masked by the caller) for
+        the agents. Audited (USER_AGENT, ``alert``). Returns the ticket, or None without an open ticket."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(tickets).where(and_(tickets.c.sender_id == sender_id,
+                                                          tickets.c.status != CLOSED))
+                               .order_by(tickets.c.created_at).limit(1)).first()
+            if row is None:
+                return None
+            conn.execute(update(tickets).where(tickets.c.id == row._mapping["id"]).values(
+                priority=1, alert_text=text or "", alert_at=now, updated_at=now))
+            ticket = self._fetch(conn, row._mapping["id"])
+            self._audit(conn, USER_AGENT, "alert", ticket.id, {"chars": len(text or "")})
+            self._outbox(conn, "ticket.alert", ticket, {"text": text or ""})
             return ticket
 
     # ----- notes and audit ---------------------------------------------------------------------------
@@ -386,8 +545,31 @@ class TicketStore:
                     for table in (tickets, notes, audit, webhook_deliveries)}
 
     # ----- timeouts ----------------------------------------------------------------------------------
+    def tickets_due_for_return(self, timeout_seconds: int) -> List[Ticket]:
+        """Queued tickets that entered the queue (``queued_at``, else ``created_at``) at least
+        ``timeout_seconds`` ago, oldest first: nobody claimed them, so the bot takes the conversation back."""
+        cutoff = self.clock() - dt.timedelta(seconds=timeout_seconds)
+        query = (select(tickets)
+                 .where(and_(tickets.c.status == QUEUED,
+                             func.coalesce(tickets.c.queued_at, tickets.c.created_at) <= cutoff))
+                 .order_by(tickets.c.created_at))
+        with self.engine.connect() as conn:
+            return [_ticket(row) for row in conn.execute(query)]
+
+    def tickets_due_for_release(self, silence_seconds: int) -> List[Ticket]:
+        """Claimed tickets whose holder has sent nothing for ``silence_seconds`` (since their last reply, else
+        since the claim), oldest first."""
+        cutoff = self.clock() - dt.timedelta(seconds=silence_seconds)
+        query = (select(tickets)
+                 .where(and_(tickets.c.status == CLAIMED,
+                             func.coalesce(tickets.c.last_agent_message_at, tickets.c.claimed_at) <= cutoff))
+                 .order_by(tickets.c.created_at))
+        with self.engine.connect() as conn:
+            return [_ticket(row) for row in conn.execute(query)]
+
     def tickets_due_for_timeout(self, timeout_seconds: int) -> List[Ticket]:
-        """Queued tickets older than ``timeout_seconds`` whose user has not been told yet, oldest first."""
+        """Queued tickets older than ``timeout_seconds`` whose user has not been told yet, oldest first (the
+        earlier release's one-notice timer; the desk now uses :meth:`tickets_due_for_return`)."""
         cutoff = self.clock() - dt.timedelta(seconds=timeout_seconds)
         query = (select(tickets)
                  .where(and_(tickets.c.status == QUEUED, tickets.c.created_at <= cutoff,

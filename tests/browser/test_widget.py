@@ -245,6 +245,30 @@ def test_agent_desk_states_are_shown_until_closed(page, live):
     expect(page.locator(".dhw-system").last).to_contain_text("智能助手继续为您服务")
 
 
+def test_follow_up_released_and_returned_states_never_claim_a_human_who_is_not_there(page, live):
+    """follow_up and returned_to_bot: the bot is talking, so no "with a human" banner; released: still waiting."""
+    open_chat(page, live["servers"])
+    root = page.locator(WIDGET)
+    banner = page.locator(".dhw-handoff")
+
+    page.evaluate("window.debtHelpChat.receive({type: 'handoff', status: 'follow_up', ticket_id: 't-2'})")
+    expect(root).to_have_attribute("data-handoff-status", "follow_up")
+    expect(banner).to_be_hidden()
+    expect(page.locator(".dhw-system").last).to_contain_text("智能助手继续为您服务")
+    expect(page.locator(".dhw-log")).not_to_contain_text("正在为您排队")
+
+    page.evaluate("window.debtHelpChat.receive({type: 'handoff', status: 'queued', ticket_id: 't-2'})")
+    page.evaluate("window.debtHelpChat.receive({type: 'handoff', status: 'released', agent_name: '王敏'})")
+    expect(root).to_have_attribute("data-handoff-status", "released")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("重新排队")
+
+    page.evaluate("window.debtHelpChat.receive({type: 'handoff', status: 'returned_to_bot', ticket_id: 't-2'})")
+    expect(root).to_have_attribute("data-handoff-status", "returned_to_bot")
+    expect(banner).to_be_hidden()
+    expect(page.locator(".dhw-system").last).to_contain_text("暂时没有人工客服接入")
+
+
 def test_channel_cards_get_a_call_button_and_unsafe_links_are_not_links(page, live):
     """The channel_card payload of docs/channels/payloads.md, as the hardship plan sends it."""
     open_chat(page, live["servers"])

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 from typing import Any, Dict, List
@@ -121,6 +122,7 @@ def test_socketio_user_is_handed_to_an_agent_and_back_to_the_bot(servers):
     async def scenario() -> None:
         async with SocketUser(servers.rasa_url, session) as user:
             await user.say("招行信用卡乱收费，去哪里投诉", lambda m: "95555" in _texts(m))
+            await asyncio.to_thread(desk, servers, "GET", "/api/me")  # an agent is at the desk: on duty
 
             queued = await user.say("转人工", lambda m: bool(_payloads(m, "queued")))
             assert "转接人工客服" in _texts(queued) and "每天全天" in _texts(queued)
@@ -174,16 +176,20 @@ def test_socketio_user_is_handed_to_an_agent_and_back_to_the_bot(servers):
     assert {(e["agent"], e["action"]) for e in audit} >= {(WANG, "claim"), (WANG, "reply"), (WANG, "close")}
 
 
-def test_distress_over_rest_is_queued_first_with_the_hotlines(servers):
+def test_distress_over_rest_is_a_follow_up_record_first_with_the_hotlines_and_never_paused(servers):
+    # Until this release a REST user was paused and then got no answer at all: REST cannot receive an agent's
+    # message, so the issue "Never silent when it matters" forbids that. The ticket is a follow-up record.
+    desk(servers, "GET", "/api/me")  # even with an agent on duty
     reply = rest_say(servers, "handoff-distress-1", "我真的不想活了")
     text = joined_text(reply)
-    assert "12356" in text and "转接人工客服" in text
-    assert any(m.get("custom", {}).get("status") == "queued" for m in reply)
+    assert "12356" in text and "我没有为您转接" in text
+    assert "我已经为您转接人工客服" not in text and "在这里回复您" not in text
+    assert any(m.get("custom", {}).get("status") == "follow_up" for m in reply)
     first = desk(servers, "GET", "/api/tickets")["tickets"][0]
     assert first["sender_id"] == "handoff-distress-1" and first["priority"] == 1 and first["reason"] == "distress"
-    # The paused conversation does not answer; the message is kept for the agent.
-    assert rest_say(servers, "handoff-distress-1", "还有人吗") == []
-    assert rasa_tracker(servers, "handoff-distress-1")["events"][-1]["text"] == "还有人吗"
+    assert first["status"] == "follow_up"
+    assert rasa_tracker(servers, "handoff-distress-1")["paused"] is False
+    assert joined_text(rest_say(servers, "handoff-distress-1", "征信上的逾期记录要保存多久"))  # the bot answers
 
 
 # ----- the desk page in a browser ---------------------------------------------------------------------------
@@ -204,7 +210,18 @@ def test_agent_claims_replies_and_closes_on_the_desk_page(servers, chromium, e2e
     from playwright.sync_api import expect, sync_playwright
 
     sender = "handoff-browser-1"
-    assert any(m.get("custom", {}).get("status") == "queued" for m in rest_say(servers, sender, "转人工"))
+    # The user waits in the widget (socketio) while the agent works in the browser: a REST user could not
+    # receive the agent's messages and is never queued. The socket runs on its own loop in a thread.
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    def on_loop(coroutine, timeout=90):
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout)
+
+    user = SocketUser(servers.rasa_url, sender)
+    on_loop(user.__aenter__())
+    desk(servers, "GET", "/api/me")  # an agent is on duty
+    assert _payloads(on_loop(user.say("转人工", lambda m: bool(_payloads(m, "queued")))), "queued")
     ticket_id = ticket_of(servers, sender)["id"]
 
     with sync_playwright() as playwright:
@@ -241,6 +258,9 @@ def test_agent_claims_replies_and_closes_on_the_desk_page(servers, chromium, e2e
             page.screenshot(path=str(e2e_dir / "desk.png"), full_page=True)
         finally:
             browser.close()
+            on_loop(user.__aexit__())
+            loop.call_soon_threadsafe(loop.stop)
+    assert "您好，我是王敏，请问您遇到了什么困难？" in _texts(user.received)  # it reached the widget
 
     stored = desk(servers, "GET", f"/api/tickets/{ticket_id}")["ticket"]
     assert stored["status"] == "closed" and stored["outcome"] == "resolved"

@@ -120,7 +120,8 @@ def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
 
     status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")
     assert status == 200 and body["ticket"]["claimed_by"] == WANG and body["ticket"]["status"] == CLAIMED
-    (joined,) = rasa.appended[sender]
+    pause, joined = rasa.appended[sender]  # the pause holds the bot back even if the session had expired
+    assert pause == {"event": "pause"}
     assert joined["event"] == "bot" and WANG in joined["text"]
     assert joined["data"]["custom"]["status"] == "agent_joined"
 
@@ -275,38 +276,55 @@ def test_two_agents_claiming_the_same_ticket_at_once_exactly_one_wins(desk, stor
         assert statuses == [200, 409], results
         winner = next(name for name, (status, _) in results.items() if status == 200)
         assert store.get(ticket.id).claimed_by == winner
-        assert len(rasa.appended[ticket.sender_id]) == 1  # the user is told once who joined
+        assert len(rasa.bot_texts(ticket.sender_id)) == 1  # the user is told once who joined
         assert [e.agent for e in store.audit_log(ticket.id) if e.action == "claim"] == [winner]
 
 
-def test_unclaimed_tickets_get_an_honest_message_once_and_stay_queued_and_webhooks_are_signed(
+def test_unclaimed_tickets_go_back_to_the_bot_silent_agents_are_released_and_webhooks_are_signed(
         tmp_path, rasa):
+    # Until this release an unclaimed ticket got one notice and stayed queued, the bot paused with nobody
+    # coming; the issue "Never silent when it matters" forbids that: the bot now takes the conversation back.
     url = f"sqlite:///{tmp_path / 'timeouts.db'}"
     upgrade_database(url, "handoff")
     receiver = WebhookReceiver(failures=1)
-    env = _env(tmp_path, url, rasa, HANDOFF_CLAIM_TIMEOUT_SECONDS="1", HANDOFF_CHECK_INTERVAL_SECONDS="1",
+    env = _env(tmp_path, url, rasa, HANDOFF_CLAIM_TIMEOUT_SECONDS="2", HANDOFF_CHECK_INTERVAL_SECONDS="1",
+               HANDOFF_AGENT_SILENCE_SECONDS="2",
                HANDOFF_WEBHOOK_URL=receiver.url, HANDOFF_WEBHOOK_SECRET="hook-secret-0123")
     desk = DeskProcess(env, tmp_path / "desk.log")
     try:
         store = TicketStore.from_url(url, webhook_enabled=True)
-        plain, distress = _ticket(store), _ticket(store, 1, "distress")
+        plain, distress, held = _ticket(store), _ticket(store, 1, "distress"), _ticket(store)
+        assert _api(desk, "POST", f"/api/tickets/{held.id}/claim")[0] == 200  # then silence
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (rasa.bot_texts(plain.sender_id)
-                                                   and rasa.bot_texts(distress.sender_id)):
+                                                   and rasa.bot_texts(distress.sender_id)
+                                                   and len(rasa.bot_texts(held.sender_id)) >= 2):
             time.sleep(0.5)
-        time.sleep(3)  # further checks must not repeat the message
-        (told,) = rasa.bot_texts(plain.sender_id)
-        assert "还没有客服接入" in told and "12378" in told and "仍在排队" in told
-        assert rasa.appended[plain.sender_id][0]["data"]["custom"]["status"] == "queued"
+        time.sleep(2)  # further rounds must not repeat the message
+        resume, listen, told = rasa.appended[plain.sender_id]
+        assert resume == {"event": "resume"} and listen["name"] == "action_listen"
+        assert told["data"]["custom"]["status"] == "returned_to_bot"
+        assert "暂时没有客服能接入" in told["text"] and "12378" in told["text"]
+        assert "在这里回复您" not in told["text"]
+        assert store.get(plain.id).status == "follow_up" and store.get(plain.id).returned_at is not None
         wait_message, hotlines = rasa.bot_texts(distress.sender_id)
         assert "12356" in hotlines
-        assert store.get(plain.id).status == QUEUED
+
+        joined, released = rasa.bot_texts(held.sender_id)[:2]
+        assert WANG in joined and WANG in released and "重新排队" in released
+        released_event = [e for e in rasa.appended[held.sender_id] if e.get("event") == "bot"][1]
+        assert released_event["data"]["custom"]["status"] == "released"
+        audit = [(e.agent, e.action, e.detail.get("reason")) for e in store.audit_log(held.id)]
+        assert ("system", "release", "silence") in audit
+        # Released back to the queue, then unclaimed again: back to the bot as well.
+        assert store.get(held.id).status in ("queued", "follow_up") and store.get(held.id).claimed_by is None
 
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(d.status == "pending" for d in store.deliveries()):
             time.sleep(0.5)
         deliveries = store.deliveries()
-        assert {d.event for d in deliveries} == {"ticket.created", "ticket.timeout"}
+        assert {"ticket.created", "ticket.timeout", "ticket.claimed", "ticket.released"} <= {
+            d.event for d in deliveries}
         assert all(d.status == "delivered" for d in deliveries), deliveries
         assert any(d.attempts == 2 and d.last_status_code in (200, 204) for d in deliveries)  # one retry
         for headers, body in receiver.received:
@@ -363,12 +381,100 @@ def test_the_action_server_hands_a_ticket_over_with_the_service_token(desk, stor
 
 
 def test_open_handoff_over_http_queues_the_user_with_the_desks_hours(desk, store, knowledge):
-    context = HandoffContext(f"intake-user-{next(_counter)}", "rest", [], {"bank": None}, "request_human", "转人工")
+    assert _api(desk, "GET", "/api/me")[0] == 200  # an agent is at the desk
+    context = HandoffContext(f"intake-user-{next(_counter)}", "socketio", [], {"bank": None}, "request_human",
+                             "转人工")
     result = open_handoff(context, HttpDeskClient(desk.url, INTAKE_TOKEN), knowledge)
     assert result.queued and result.created and result.problem is None
     (reply,) = result.replies
     assert reply.response == "utter_handoff_queued" and reply.variables["opening_hours"] == "每天全天（北京时间）"
     assert store.get(result.ticket_id).sender_id == context.sender_id
+    assert store.get(result.ticket_id).status == QUEUED
+
+
+def test_a_rest_user_is_never_queued_even_with_agents_on_duty(desk, store, knowledge):
+    assert _api(desk, "GET", "/api/presence")[1]["agents_on_duty"] is True
+    context = HandoffContext(f"intake-user-{next(_counter)}", "rest", [], {"bank": None}, "request_human", "转人工")
+    result = open_handoff(context, HttpDeskClient(desk.url, INTAKE_TOKEN), knowledge)
+    assert not result.queued and result.follow_up and result.created
+    assert [r.response for r in result.replies] == ["utter_handoff_follow_up_no_push"]
+    assert store.get(result.ticket_id).status == "follow_up"
+
+
+def _paused(desk, sender, kind, text=None, token=RASA_TOKEN):
+    return call("POST", desk.url + "/api/intake/paused-message", {"sender_id": sender, "kind": kind, "text": text},
+                token=token)
+
+
+def test_the_paused_message_route_prioritises_danger_and_closes_on_leave(desk, store, rasa):
+    plain, other = _ticket(store), _ticket(store, 2, "agency_victim")
+    assert _paused(desk, plain.sender_id, "message") == (200, {
+        "ticket_id": plain.id, "status": "queued", "hold": True, "prioritised": False, "closed": False})
+    status, answer = _paused(desk, plain.sender_id, "danger", "我不想活了，我的手机13812345678")
+    assert status == 200 and answer["prioritised"] and answer["hold"]
+    alerted = store.get(plain.id)
+    assert alerted.priority == 1 and alerted.alert_text.startswith("我不想活了")
+    assert "13812345678" not in alerted.alert_text  # masked again by the desk
+    queue = _api(desk, "GET", "/api/tickets")[1]["tickets"]
+    assert queue[0]["id"] == plain.id and queue[0]["alert_text"] == alerted.alert_text  # top, sentence visible
+    assert other.id in [t["id"] for t in queue]
+
+    status, answer = _paused(desk, plain.sender_id, "leave")
+    assert status == 200 and answer["closed"] and not answer["hold"]
+    left = store.get(plain.id)
+    assert left.status == "closed" and left.outcome == "user_left" and left.closed_by == "user"
+    assert _paused(desk, plain.sender_id, "message")[1] == {
+        "ticket_id": None, "status": None, "hold": False, "prioritised": False, "closed": False}
+    assert ("user", "alert") in {(e.agent, e.action) for e in store.audit_log(plain.id)}
+
+
+@pytest.mark.parametrize("token", [None, WANG_TOKEN, "wrong-gate-token-0123456789"])
+def test_the_paused_message_route_takes_only_the_service_or_rasa_token(desk, store, rasa, token):
+    ticket = _ticket(store)
+    status, _ = _unchanged(store, rasa, lambda: _paused(desk, ticket.sender_id, "leave", token=token))
+    assert status == 401
+    assert _paused(desk, ticket.sender_id, "message", token=INTAKE_TOKEN)[0] == 200
+
+
+def test_an_agent_releases_a_ticket_and_the_user_is_told(desk, store, rasa):
+    ticket = _ticket(store)
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/release", token=LI_TOKEN)[0] == 409  # not Li's
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/release")
+    assert status == 200 and body["ticket"]["status"] == QUEUED and body["ticket"]["claimed_by"] is None
+    released = rasa.appended[ticket.sender_id][-1]
+    assert released["data"]["custom"]["status"] == "released" and WANG in released["text"]
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim", token=LI_TOKEN)[0] == 200  # the next agent
+
+
+def test_a_reply_the_channel_could_not_deliver_is_reported_as_not_delivered(desk, store, rasa):
+    ticket = _ticket(store)
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+    before = len(rasa.appended[ticket.sender_id])
+    rasa.undeliverable.add(ticket.sender_id)
+    try:
+        status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/reply", {"text": "您好，还在吗？"})
+    finally:
+        rasa.undeliverable.discard(ticket.sender_id)
+    assert status == 502 and body["delivered"] is False and "not delivered" in body["error"]
+    assert len(rasa.appended[ticket.sender_id]) == before
+    actions = [e.action for e in store.audit_log(ticket.id)]
+    assert "reply_undelivered" in actions and "reply" not in actions
+    # The widget is still gone: releasing and closing change the state anyway, the notices wait in the transcript.
+    rasa.undeliverable.add(ticket.sender_id)
+    try:
+        assert _api(desk, "POST", f"/api/tickets/{ticket.id}/close", {"outcome": "no_response"})[0] == 200
+    finally:
+        rasa.undeliverable.discard(ticket.sender_id)
+    assert {"event": "resume"} in rasa.appended[ticket.sender_id]
+    assert store.get(ticket.id).status == CLOSED
+
+    rest, _ = store.create_ticket(NewTicket(f"desk-rest-{next(_counter)}", "rest", 3, "user_request",
+                                            {"reason": "user_request"}, []), "follow_up")
+    assert _api(desk, "POST", f"/api/tickets/{rest.id}/claim")[0] == 200
+    status, body = _api(desk, "POST", f"/api/tickets/{rest.id}/reply", {"text": "您好"})
+    assert status == 409 and body["delivered"] is False
+    assert rest.sender_id not in rasa.appended  # nothing was sent, not even the join notice
 
 
 @pytest.mark.parametrize("token", [None, "", "wrong-intake-token-0123456789", WANG_TOKEN, SHARED_SECRET])

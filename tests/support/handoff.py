@@ -35,13 +35,16 @@ INTAKE_TOKEN = "intake-service-token-0123456789"
 class FakeRasa:
     """A stand-in for the Rasa HTTP API on loopback: ``GET /conversations/<id>/tracker`` and
     ``POST /conversations/<id>/tracker/events`` with ``?token=``. Appended events are kept per sender in
-    ``appended`` (and added to that sender's tracker); set ``fail = True`` to answer 500."""
+    ``appended`` (and added to that sender's tracker); set ``fail = True`` to answer 500; senders in
+    ``undeliverable`` get Rasa's 500 for a channel that could not deliver (bot.handoff.delivery) when the
+    request asks for delivery (``execute_side_effects=true``); without it the events are stored."""
 
     def __init__(self) -> None:
         self.trackers: Dict[str, Dict[str, Any]] = {}
         self.appended: Dict[str, List[Dict[str, Any]]] = {}
         self.requests: List[Tuple[str, str]] = []
         self.fail = False
+        self.undeliverable: set = set()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,6 +82,12 @@ class FakeRasa:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 route = self._route()
+                if route and route[0] in fake.undeliverable and "execute_side_effects=true" in self.path:
+                    from bot.handoff.delivery import AgentMessageNotDelivered
+
+                    self._answer(500, {"message": f"An unexpected error occurred. Error: "
+                                                  f"{AgentMessageNotDelivered('the widget is not connected')}"})
+                    return
                 if route:
                     sender, _ = route
                     events = json.loads(body)
@@ -143,17 +152,21 @@ class DeskProcess:
 class InProcessDesk:
     """A DeskClient for unit tests: the ticket goes, as JSON, through the desk's own intake logic
     (bot.handoff.desk.service_api.receive_ticket) into a real ``store``, and the answer comes back through the
-    action side's reader, as over HTTP; only the socket is left out. ``now`` fixes the desk's clock (aware)."""
+    action side's reader, as over HTTP; only the socket is left out. ``now`` fixes the desk's clock (aware);
+    ``agents_present`` says whether an agent is at the desk (bot.handoff.presence)."""
 
-    def __init__(self, store: TicketStore, settings: HandoffSettings, now: Optional[dt.datetime] = None) -> None:
+    def __init__(self, store: TicketStore, settings: HandoffSettings, now: Optional[dt.datetime] = None,
+                 agents_present: bool = True) -> None:
         self.store, self.settings, self.now = store, settings, now
+        self.agents_present = agents_present
         self.sent: List[NewTicket] = []
 
     def open_ticket(self, ticket: NewTicket) -> IntakeAnswer:
         """Store ``ticket`` as the desk would. Raises DeskUnavailable as the HTTP client would."""
         self.sent.append(ticket)
         body = json.loads(json.dumps(ticket.to_json(), ensure_ascii=False))
-        status, answer = receive_ticket(body, self.store, self.settings.opening_hours, self.now)
+        status, answer = receive_ticket(body, self.store, self.settings.opening_hours, self.now,
+                                        self.agents_present)
         return read_answer(status, json.dumps(answer).encode())
 
 

@@ -186,7 +186,8 @@ def test_desk_messages_carry_the_handoff_payload():
     reply = agent_message_event("好的", "王敏", "t1")["data"]["custom"]
     assert reply == {"type": "handoff", "status": "agent_message", "ticket_id": "t1", "text": "好的",
                      "agent_name": "王敏"}
-    assert "12378" in render("utter_handoff_timeout", ticket_id="t1")["text"]
+    returned = render("utter_handoff_returned_to_bot", ticket_id="t1")
+    assert "12378" in returned["text"] and returned["custom"]["status"] == "returned_to_bot"
 
 
 # ----- auth ----------------------------------------------------------------------------------------------
@@ -287,12 +288,15 @@ def test_intake_queues_a_ticket_and_tells_the_opening_hours(intake_store, knowle
 
 
 def test_intake_outside_hours_says_so_with_official_channels_and_hotlines(intake_store, knowledge):
+    # Until this release an after-hours ticket paused the conversation with nobody to answer; now it is a
+    # follow-up record and the bot keeps talking (issue "Never silent when it matters").
     settings = load_settings({"HANDOFF_OPENING_HOURS": "mon-fri 09:00-18:00"})
     sunday_night = dt.datetime(2026, 12, 6, 23, 0, tzinfo=SHANGHAI)
     result = open_handoff(_context(), InProcessDesk(intake_store, settings, now=sunday_night), knowledge)
-    assert result.queued
+    assert not result.queued and result.follow_up
+    assert intake_store.get(result.ticket_id).status == "follow_up"
     assert [r.response for r in result.replies] == [
-        "utter_handoff_queued_after_hours", "utter_bank_channel", "utter_handoff_distress_reminder"]
+        "utter_handoff_follow_up", "utter_bank_channel", "utter_handoff_distress_reminder"]
     assert result.replies[0].variables["nfra_hotline"] == "12378"
     assert result.replies[0].variables["opening_hours"] == "周一至周五 09:00-18:00（北京时间）"  # the desk's hours
 

@@ -181,7 +181,8 @@ def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(dom
     for index, (moment, intent, bank, desk_up) in enumerate(product(
             moments, ["request_human", "express_distress", "agency_victim", "nlu_fallback"],
             [None, *(inst.aliases[0] for inst in knowledge.institutions)], [True, False])):
-        context = HandoffContext(f"numbers-{index}", "rest", [], {"bank": bank}, intent, "转人工")
+        channel = ("rest", "socketio")[(index // 2) % 2]  # the follow-up texts differ by channel
+        context = HandoffContext(f"numbers-{index}", channel, [], {"bank": bank}, intent, "转人工")
         desk = InProcessDesk(store, settings, now=moment) if desk_up else None
         for reply in open_handoff(context, desk, knowledge).replies:
             for variant in domain["responses"][reply.response]:
@@ -194,5 +195,5 @@ def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(dom
     for name in handoff_file["responses"]:  # every response the desk may render
         rendered = render(name, **_handoff_values())["text"]
         assert not _PLACEHOLDER.search(rendered) and not _offending_digits(rendered, allowed), name
-    assert {"utter_handoff_queued", "utter_handoff_queued_after_hours", "utter_handoff_unavailable",
-            "utter_handoff_after_fallback", "utter_handoff_distress_reminder"} <= checked
+    assert {"utter_handoff_queued", "utter_handoff_follow_up", "utter_handoff_follow_up_no_push",
+            "utter_handoff_unavailable", "utter_handoff_after_fallback", "utter_handoff_distress_reminder"} <= checked

@@ -23,6 +23,7 @@ from bot.channels.wechat.render import (
     render_turn,
 )
 from bot.channels.wechat.store import WeChatStore
+from bot.handoff.delivery import AgentMessageNotDelivered
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,13 @@ class WeChatDelivery:
         openid = await self.store.openid_for(user_id)
         if openid is None:
             await self._failed("no_openid", user_id, None, "no openid is known for this user (expired?)")
+            turn.failed += len(turn.messages)
             return turn
         for message in turn.messages:
             try:
                 await self.api.send({"touser": openid, **message})
             except WeChatApiError as err:
+                turn.failed += 1
                 await self._failed(err.stage, user_id, err.errcode,
                                    f"{err.errmsg}; message: {json.dumps(message, ensure_ascii=False)}")
         return turn
@@ -124,5 +127,12 @@ class WeChatOutputChannel(OutputChannel):
         return CHANNEL_NAME
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
-        """Deliver one message to ``recipient_id`` (a hashed WeChat user id)."""
-        await (await self._delivery()).deliver(recipient_id, [dict(message)])
+        """Deliver one message to ``recipient_id`` (a hashed WeChat user id).
+
+        Raises bot.handoff.delivery.AgentMessageNotDelivered when it did not go out (over the customer-service
+        quota, no openid, an API error; all logged and recorded as before): Rasa then stores nothing and the
+        agent desk reports the message as not delivered instead of sent.
+        """
+        turn = await (await self._delivery()).deliver(recipient_id, [dict(message)])
+        if turn.dropped or turn.failed:
+            raise AgentMessageNotDelivered("WeChat did not take the message (quota or API error)")

@@ -115,6 +115,8 @@ class RenderedTurn:
     """The turn handed the user to a human (``handoff``/``queued``) and transfers are enabled."""
     dropped: int = 0
     """Messages left out because the quota was reached (logged by the caller)."""
+    failed: int = 0
+    """Messages that could not be sent (no openid, an API error), counted by the delivery."""
 
 
 @dataclass(frozen=True)

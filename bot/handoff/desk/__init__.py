@@ -17,7 +17,10 @@ start-up, then serves:
 ``POST /api/tickets/<id>/notes``          ``{"text": ...}``: add an internal note
 ``POST /api/tickets/<id>/close``          ``{"outcome": ...}``: close, resume the bot, tell the user
 ``GET  /api/audit[?ticket_id=<id>]``      the audit log, newest first
+``POST /api/tickets/<id>/release``        give a claimed ticket back to the queue; tells the user
+``GET  /api/presence``                    the agents at the desk now and whether agents are on duty
 ``POST /api/intake/tickets``              the action server's new ticket (service token only)
+``POST /api/intake/paused-message``       the Rasa side's gate: a message to a paused conversation
 ========================================  ==================================================================
 
 Every ``/api`` call needs agent credentials (bot.handoff.auth), except the intake route, which needs the
@@ -36,10 +39,11 @@ from __future__ import annotations
 
 from sanic import Sanic
 
-from bot.handoff.auth import AgentAuth, ServiceAuth
+from bot.handoff.auth import AgentAuth, GateAuth, ServiceAuth
 from bot.handoff.config import HandoffSettings
 from bot.handoff.desk import agent_api, background, health, page, service_api
 from bot.handoff.notifier import WebhookNotifier
+from bot.handoff.presence import AgentPresence
 from bot.handoff.rasa_client import RasaClient
 from bot.handoff.store import TicketStore
 
@@ -56,7 +60,8 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
     """The desk application over ``store`` and ``rasa`` (no server is started; see bot.handoff.desk.__main__).
 
     ``app.ctx`` carries ``settings``, ``store``, ``rasa``, ``auth`` (agents), ``intake_auth`` (the action
-    server) and ``notifier`` (None without a webhook). ``name`` must be unique in the process (Sanic keeps a
+    server), ``gate_auth`` (the Rasa side's paused-conversation gate), ``presence`` (agents seen lately) and
+    ``notifier`` (None without a webhook). ``name`` must be unique in the process (Sanic keeps a
     registry of apps).
     """
     app = Sanic(name)
@@ -67,6 +72,8 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
     app.ctx.rasa = rasa
     app.ctx.auth = AgentAuth(settings.agent_tokens, settings.shared_secret)
     app.ctx.intake_auth = ServiceAuth(settings.intake_token)
+    app.ctx.gate_auth = GateAuth(settings.intake_token, settings.rasa_token)
+    app.ctx.presence = AgentPresence(settings.presence_window_seconds)
     app.ctx.notifier = (WebhookNotifier(store, settings.webhook_url, settings.webhook_secret or "",
                                         settings.webhook_max_attempts, settings.webhook_retry_seconds)
                         if settings.webhook_url else None)

@@ -1,14 +1,20 @@
-"""The agents' HTTP API under ``/api``: the queue, a ticket, the live transcript, claim, reply, notes, close,
-the audit log.
+"""The agents' HTTP API under ``/api``: the queue, a ticket, the live transcript, claim, reply, release,
+notes, close, presence, the audit log.
 
 Every route is wrapped once by :func:`agent_route`: it authenticates the agent (bot.handoff.auth.AgentAuth on
 ``app.ctx.auth``; 401 otherwise) and maps the store's refusals (404, 409, 400) and a Rasa failure (502) to
 ``{"error": reason}``. A change that reaches the user (claim, reply, close) sends its message inside the
 store's transaction, so when Rasa does not take it nothing is changed. Each handler gets the agent's name
-after the request; the store writes the audit rows.
+after the request; the store writes the audit rows. Every authenticated call also marks the agent present
+(bot.handoff.presence): the conversation is paused for a person only while some agent is.
+
+A reply the user's channel could not deliver (bot.handoff.delivery) is answered 502 with ``"delivered":
+false`` and audited as ``reply_undelivered``; a ticket whose channel cannot receive agent messages (plain REST)
+is answered 409 with ``"delivered": false`` and nothing is sent.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 from typing import Any, Awaitable, Callable, Dict
@@ -17,10 +23,11 @@ from sanic import Blueprint, response
 from sanic.request import Request
 
 from bot.handoff.auth import AuthError
+from bot.handoff.decision import channel_can_receive_agent
 from bot.handoff.desk.common import BadBody, TooLarge, blocking, error, json_body, text_field
-from bot.handoff.messages import agent_message_event, bot_event, render
+from bot.handoff.messages import agent_message_event, bot_event, released_event, render, resume_events
 from bot.handoff.priority import PRIORITY_LABELS, REASON_LABELS
-from bot.handoff.rasa_client import RasaUnavailable
+from bot.handoff.rasa_client import RasaUnavailable, RasaUndelivered
 from bot.handoff.store import OUTCOMES, HandoffStoreError, Ticket, utcnow
 from bot.handoff.summary import SLOT_LABELS, transcript
 
@@ -42,10 +49,15 @@ def agent_route(handler: AgentHandler) -> Callable[..., Awaitable[response.HTTPR
         except AuthError as err:
             logger.info("Refused a desk request to %s: %s", request.path, err)
             return error(str(err), 401)
+        request.app.ctx.presence.seen(agent)
         try:
             return await handler(request, agent, *args, **kwargs)
         except HandoffStoreError as err:
             return error(str(err), err.status)
+        except RasaUndelivered as err:
+            logger.warning("A desk message was not delivered: %s", err)
+            return response.json({"error": f"not delivered: {err}; nothing was sent or changed",
+                                  "delivered": False}, status=502)
         except RasaUnavailable as err:
             logger.warning("Rasa did not take a desk message: %s", err)
             return error(f"the conversation server did not accept the message ({err}); nothing was changed", 502)
@@ -73,7 +85,15 @@ def ticket_view(ticket: Ticket, include_transcript: bool = False) -> Dict[str, A
     data["age_seconds"] = int((utcnow() - ticket.created_at).total_seconds())
     if ticket.outcome:
         data["outcome_label"] = OUTCOMES.get(ticket.outcome, ticket.outcome)
+    data["can_receive_agent"] = channel_can_receive_agent(ticket.channel)
     return data
+
+
+def presence_view(app: Any) -> Dict[str, Any]:
+    """``{"agents_present": [names], "open_now": bool, "agents_on_duty": bool}`` for the page."""
+    present = app.ctx.presence.present()
+    open_now = app.ctx.settings.opening_hours.is_open(dt.datetime.now(dt.UTC))
+    return {"agents_present": present, "open_now": open_now, "agents_on_duty": open_now and bool(present)}
 
 
 @bp.get("/me")
@@ -90,7 +110,14 @@ async def queue(request: Request, agent: str) -> response.HTTPResponse:
     """Open tickets by priority, then age (``?include_closed=1``: closed ones last)."""
     include_closed = request.args.get("include_closed") in ("1", "true")
     tickets = await blocking(request.app.ctx.store.queue, include_closed)
-    return response.json({"tickets": [ticket_view(t) for t in tickets]})
+    return response.json({"tickets": [ticket_view(t) for t in tickets], **presence_view(request.app)})
+
+
+@bp.get("/presence")
+@agent_route
+async def presence(request: Request, agent: str) -> response.HTTPResponse:
+    """Who is at the desk now, and whether agents are on duty (inside the hours with someone present)."""
+    return response.json(presence_view(request.app))
 
 
 @bp.get("/tickets/<ticket_id:str>")
@@ -121,12 +148,17 @@ async def live_transcript(request: Request, agent: str, ticket_id: str) -> respo
 @bp.post("/tickets/<ticket_id:str>/claim")
 @agent_route
 async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
-    """Take the ticket (one agent only) and tell the user who joined."""
+    """Take the ticket (one agent only) and tell the user who joined. A follow-up ticket on a channel that can
+    receive agent messages pauses the conversation again (the bot waits for the agent); on one that cannot
+    (plain REST) the user is not written to: the agent works the record."""
     rasa = request.app.ctx.rasa
 
     def joined(t: Ticket) -> None:
+        if not channel_can_receive_agent(t.channel):
+            return
         message = render("utter_handoff_agent_joined", ticket_id=t.id, agent_name=agent)
-        rasa.append_events(t.sender_id, [bot_event(message, t.id, "agent_joined", agent)])
+        rasa.append_state_events(t.sender_id, [{"event": "pause"},
+                                               bot_event(message, t.id, "agent_joined", agent)])
 
     claimed = await blocking(request.app.ctx.store.claim, ticket_id, agent, joined)
     return response.json({"ticket": ticket_view(claimed)})
@@ -138,12 +170,38 @@ async def reply(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
     """``{"text": ...}``: send the holder's message to the user on their latest channel."""
     text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
     rasa = request.app.ctx.rasa
+    store = request.app.ctx.store
+    found = await blocking(store.require_holder, ticket_id, agent)
+    if not channel_can_receive_agent(found.channel):
+        problem = f"the user's channel ({found.channel}) cannot receive agent messages"
+        await blocking(store.record_undelivered, ticket_id, agent, text, problem)
+        return response.json({"error": f"not delivered: {problem}; nothing was sent", "delivered": False},
+                             status=409)
 
     def send(t: Ticket) -> None:
         rasa.append_events(t.sender_id, [agent_message_event(text, agent, t.id)])
 
-    replied = await blocking(request.app.ctx.store.record_reply, ticket_id, agent, text, send)
-    return response.json({"ticket": ticket_view(replied), "sent": text})
+    try:
+        replied = await blocking(store.record_reply, ticket_id, agent, text, send)
+    except RasaUndelivered as err:
+        await blocking(store.record_undelivered, ticket_id, agent, text, str(err))
+        raise
+    return response.json({"ticket": ticket_view(replied), "sent": text, "delivered": True})
+
+
+@bp.post("/tickets/<ticket_id:str>/release")
+@agent_route
+async def release(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
+    """Give the ticket one holds back to the queue and tell the user (the conversation stays paused, waiting
+    for the next agent; the unclaimed timer starts again)."""
+    rasa = request.app.ctx.rasa
+
+    def told(t: Ticket) -> None:
+        if channel_can_receive_agent(t.channel):
+            rasa.append_state_events(t.sender_id, [released_event(t.id, t.claimed_by)])
+
+    released = await blocking(request.app.ctx.store.release, ticket_id, agent, "agent", None, told)
+    return response.json({"ticket": ticket_view(released)})
 
 
 @bp.post("/tickets/<ticket_id:str>/notes")
@@ -165,14 +223,10 @@ async def close(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
     rasa = request.app.ctx.rasa
 
     def resume(t: Ticket) -> None:
-        message = render("utter_handoff_closed", ticket_id=t.id)
         # action_listen after the resume: the bot is listening again, so the user's next message is
         # predicted from the rules exactly as at the start of a turn.
-        rasa.append_events(t.sender_id, [
-            {"event": "resume"},
-            {"event": "action", "name": "action_listen", "policy": "handoff_desk"},
-            bot_event(message, t.id, "closed", agent),
-        ])
+        rasa.append_state_events(t.sender_id, resume_events(render("utter_handoff_closed", ticket_id=t.id), t.id,
+                                                            "closed", agent))
 
     closed = await blocking(request.app.ctx.store.close, ticket_id, agent, outcome, resume)
     return response.json({"ticket": ticket_view(closed)})

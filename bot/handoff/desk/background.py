@@ -1,4 +1,5 @@
-"""The desk's background loop: tell users of unclaimed tickets about the wait, deliver the webhook outbox.
+"""The desk's background loop: the hand-over timers (unclaimed tickets back to the bot, silent agents
+released; bot.handoff.timeouts) and the webhook outbox.
 
 Started by the ``after_server_start`` listener as a task on the server's loop (kept on
 ``app.ctx.background``) and cancelled before the server stops. One round every ``check_interval_seconds``;
@@ -13,7 +14,7 @@ from typing import Any
 from sanic import Blueprint, Sanic
 
 from bot.handoff.desk.common import blocking
-from bot.handoff.timeouts import notify_timeouts
+from bot.handoff.timeouts import run_timers
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +22,10 @@ bp = Blueprint("desk_background")
 
 
 async def one_round(app: Sanic) -> None:
-    """Timeout notices, then due webhook deliveries (if the webhook is on). Raises what they raise."""
+    """The timers, then due webhook deliveries (if the webhook is on). Raises what they raise."""
     ctx = app.ctx
-    await blocking(notify_timeouts, ctx.store, ctx.rasa, ctx.settings.claim_timeout_seconds)
+    await blocking(run_timers, ctx.store, ctx.rasa, ctx.settings.claim_timeout_seconds,
+                   ctx.settings.agent_silence_seconds)
     if ctx.notifier is not None:
         await blocking(ctx.notifier.deliver_due)
 

@@ -5,7 +5,7 @@ const state = { token: "", name: "", me: null, selected: null, ticket: null, tim
 const $ = (id) => document.getElementById(id);
 
 const ROLE_LABELS = { user: "用户", bot: "助手", agent: "客服" };
-const STATUS_LABELS = { queued: "排队中", claimed: "已接入", closed: "已结束" };
+const STATUS_LABELS = { queued: "排队中", claimed: "已接入", follow_up: "待跟进（助手服务中）", closed: "已结束" };
 const INTENT_LABELS = {
   seek_debt_agency: "咨询收费中介", seek_credit_repair: "想“修复”征信", agency_victim: "已被中介骗",
   ask_evade_debt: "想躲债", ask_legal_risk: "问法律后果", ask_hardship_plan: "想自己协商还款",
@@ -26,7 +26,9 @@ async function api(method, path, body) {
   if (!answer.ok) {
     const reasons = { 400: "请求有误", 401: "令牌无效，请重新登录", 404: "会话不存在", 409: "会话状态不允许此操作",
                       413: "内容太长", 502: "消息未能送达用户，请稍后重试" };
-    const error = new Error((reasons[answer.status] || "出错了") + "：" + (data.error || answer.status));
+    // A reply the user's channel could not take is "未送达", never "已发送" (bot/handoff/delivery.py).
+    const reason = data.delivered === false ? "未送达，用户没有收到这条消息" : (reasons[answer.status] || "出错了");
+    const error = new Error(reason + "：" + (data.error || answer.status));
     error.status = answer.status;
     throw error;
   }
@@ -86,6 +88,9 @@ async function refreshQueue() {
     if (err.status === 401) logout();
     return;
   }
+  $("presence").textContent = data.agents_on_duty
+    ? "在线坐席：" + data.agents_present.join("、")
+    : (data.open_now ? "在线坐席：无" : "当前不在服务时间，新请求记为待跟进");
   const body = $("queue").querySelector("tbody");
   body.replaceChildren();
   for (const t of data.tickets) {
@@ -93,7 +98,8 @@ async function refreshQueue() {
     row.dataset.ticketId = t.id;
     row.setAttribute("data-testid", "queue-row");
     if (t.id === state.selected) row.className = "selected";
-    row.appendChild(text("td", t.priority_label, "p" + t.priority));
+    if (t.alert_at) row.classList.add("alert");
+    row.appendChild(text("td", (t.alert_at ? "⚠ " : "") + t.priority_label, "p" + t.priority));
     row.appendChild(text("td", t.reason_label));
     row.appendChild(text("td", age(t.age_seconds)));
     row.appendChild(text("td", STATUS_LABELS[t.status] + (t.claimed_by ? "（" + t.claimed_by + "）" : "")));
@@ -113,6 +119,7 @@ function showSummary(ticket) {
     dl.appendChild(text("dt", label));
     dl.appendChild(text("dd", Array.isArray(value) ? value.join("；") : String(value)));
   };
+  add("⚠ 等待中的危险信号", ticket.alert_text);
   add("紧急程度", ticket.priority_label);
   add("转人工原因", ticket.reason_label);
   add("用户提到的问题", (s.intents_seen || []).map((i) => INTENT_LABELS[i] || i));
@@ -133,8 +140,9 @@ function showTicket(ticket) {
   $("ticket-status").textContent = STATUS_LABELS[ticket.status] + (ticket.claimed_by ? "（" + ticket.claimed_by + "）" : "");
   $("ticket-status").dataset.status = ticket.status;
   const mine = ticket.status === "claimed" && ticket.claimed_by === state.me.agent;
-  $("claim").hidden = ticket.status !== "queued";
-  $("reply-box").hidden = !mine;
+  $("claim").hidden = ticket.status !== "queued" && ticket.status !== "follow_up";
+  $("release").hidden = !mine;
+  $("reply-box").hidden = !mine || ticket.can_receive_agent === false;
   $("close-box").hidden = !mine;
   showSummary(ticket);
 }
@@ -204,7 +212,9 @@ $("show-closed").addEventListener("change", refreshQueue);
 $("claim").addEventListener("click", () => act("POST", ticketPath("/claim"), null,
   () => { $("ticket-message").textContent = "已接入，用户已收到通知。"; }));
 $("send-reply").addEventListener("click", () => act("POST", ticketPath("/reply"), { text: $("reply-text").value },
-  () => { $("reply-text").value = ""; $("ticket-message").textContent = "已发送。"; }));
+  (d) => { $("reply-text").value = ""; $("ticket-message").textContent = d.delivered ? "已送达。" : "未送达。"; }));
+$("release").addEventListener("click", () => act("POST", ticketPath("/release"), null,
+  () => { $("ticket-message").textContent = "已放回队列，用户已收到通知。"; }));
 $("add-note").addEventListener("click", () => act("POST", ticketPath("/notes"), { text: $("note-text").value },
   async () => { $("note-text").value = ""; const d = await api("GET", ticketPath("")); showNotes(d.notes); }));
 $("close").addEventListener("click", () => act("POST", ticketPath("/close"), { outcome: $("outcome").value },
