@@ -16,7 +16,9 @@ input channel; ``bot.channels.guard`` composes it after screening. Per message i
    (12356 and 110/120 first) when the message reads as danger (``bot.crisis.reads_as_danger``) or the NLU
    reads it as ``express_distress``; a silent turn while nothing is down gets ``utter_clarify`` instead of
    the outage reply (unless it reads as danger). Texts are domain responses filled from ``data/knowledge/``.
-5. records the outage reply in the tracker in the background (never delaying the reply), under the
+5. after the crisis answer, until an agent joins, follows a turn that did not name the hotline with
+   ``utter_crisis_reminder`` (bot.crisis_reminder);
+6. records the outage reply in the tracker in the background (never delaying the reply), under the
    conversation's lock; when the turn left no record of the user's message (it timed out or failed before
    saving), the message is recorded with it, so the conversation's record is complete. If the store is down
    the record is skipped, and logged.
@@ -40,6 +42,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.channels import action_watch
 from bot.crisis import reads_as_danger
+from bot.crisis_reminder import REMINDER_RESPONSE, reminder_due
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +182,12 @@ async def intent_of(agent: Any, text: str, timeout: float = 2.0) -> Optional[str
     return ((parsed or {}).get("intent") or {}).get("name")
 
 
-async def record_fallback(agent: Any, message: UserMessage, sent: List[Dict[str, Any]]) -> bool:
-    """Append the outage reply ``sent`` (bot message dicts) to the conversation of ``message`` in the tracker
-    store, under the conversation's lock; with the user's message first when the store has no record of it
-    (matched by ``message_id``). Returns True when recorded, False when the store (or the lock) failed.
+async def record_fallback(agent: Any, message: UserMessage, sent: List[Dict[str, Any]],
+                          marker: str = "outage_fallback") -> bool:
+    """Append the supervisor's reply ``sent`` (bot message dicts) to the conversation of ``message`` in the
+    tracker store, under the conversation's lock, each BotUttered marked ``metadata[marker] = True``; with the
+    user's message first when the store has no record of it (matched by ``message_id``). Returns True when
+    recorded, False when the store (or the lock) failed.
 
     Reads and writes the primary store itself, not Rasa's fail-safe wrapper: a failed read must stop the
     record, not start an empty conversation that a later save would write over the real one.
@@ -204,12 +209,12 @@ async def record_fallback(agent: Any, message: UserMessage, sent: List[Dict[str,
             for bot_message in sent:
                 tracker.update(BotUttered(bot_message.get("text"), {k: v for k, v in bot_message.items()
                                                                     if k != "text"},
-                                          metadata={"outage_fallback": True}))
+                                          metadata={marker: True}))
             if not recorded:
                 tracker.update(ActionExecuted("action_listen"))
             await store.save(tracker)
     except Exception as err:  # noqa: BLE001  (the store is down: the reply went out, the record cannot)
-        logger.error("The outage reply to sender %s was not recorded: %s", message.sender_id, err)
+        logger.error("The supervisor's reply (%s) to sender %s was not recorded: %s", marker, message.sender_id, err)
         return False
     return True
 
@@ -288,6 +293,7 @@ class TurnSupervisor:
             outcome = Outcome.PAUSED
         self.last_outcome = outcome
         if outcome is Outcome.ANSWERED or outcome is Outcome.PAUSED:
+            await self._remind_of_the_hotline(agent, message, inner, watched.sent)
             return
         if outcome is Outcome.DEGRADED or outcome is Outcome.SILENT:
             logger.warning("Turn of sender %s: %s (action server: %s); the outage reply is sent.",
@@ -307,6 +313,36 @@ class TurnSupervisor:
             self.background.add(task)
             task.add_done_callback(self.background.discard)
 
+    async def _remind_of_the_hotline(self, agent: Any, message: UserMessage, inner: OutputChannel,
+                                     sent: List[Dict[str, Any]]) -> None:
+        """After the crisis answer, until an agent joins, a turn that did not name the hotline is followed by
+        ``utter_crisis_reminder`` (bot.crisis_reminder). Skipped when the store cannot be read in time."""
+        if agent is None:
+            return
+        try:
+            tracker = await asyncio.wait_for(primary_tracker_store(agent.tracker_store).retrieve(message.sender_id),
+                                             2.0)
+        except Exception as err:  # noqa: BLE001  (no record to go by: the turn's own answer stands)
+            logger.warning("Could not read the tracker for the hotline reminder: %s", err)
+            return
+        if tracker is None:
+            return
+        from bot.knowledge import default_knowledge
+
+        hotline = default_knowledge().template_values()["psychological_hotline"]
+        events = [event.as_dict() for event in tracker.events]
+        if not reminder_due(events, [str(m.get("text") or "") for m in sent], hotline):
+            return
+        reply = self.services.render(REMINDER_RESPONSE)
+        try:
+            await inner.send_response(message.sender_id, dict(reply))
+        except Exception:  # noqa: BLE001  (the channel itself is gone)
+            logger.exception("Could not send the hotline reminder to sender %s.", message.sender_id)
+            return
+        task = asyncio.ensure_future(self._record(agent, message, [reply], "crisis_reminder"))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     async def _settle(self, check: asyncio.Future) -> None:
         """Wait (at most the probe's own timeout) for the probe run alongside the turn."""
         try:
@@ -314,9 +350,10 @@ class TurnSupervisor:
         except Exception:  # noqa: BLE001  (a probe that cannot finish says nothing new)
             check.cancel()
 
-    async def _record(self, agent: Any, message: UserMessage, sent: List[Dict[str, Any]]) -> None:
+    async def _record(self, agent: Any, message: UserMessage, sent: List[Dict[str, Any]],
+                      marker: str = "outage_fallback") -> None:
         try:
-            await asyncio.wait_for(record_fallback(agent, message, sent), RECORD_TIMEOUT)
+            await asyncio.wait_for(record_fallback(agent, message, sent, marker), RECORD_TIMEOUT)
         except TimeoutError:
             logger.error("Recording the outage reply to sender %s took over %g s; given up.", message.sender_id,
                          RECORD_TIMEOUT)

@@ -349,3 +349,50 @@ def test_a_silent_turn_of_a_conversation_paused_for_a_human_agent_stays_silent()
     supervisor = TurnSupervisor(_silent, _services(agent=_Agent(), watch=_down_watch()))
     _, replies, _ = _run(supervisor, "客服还在吗")
     assert replies == [render_fallback(FALLBACK)["text"]], "not paused: silence is an outage"
+
+
+def _after_the_crisis_answer(agent, *later):
+    """A conversation in ``agent``'s store: the crisis answer, then the ``later`` events."""
+    async def write():
+        tracker = await agent.tracker_store.get_or_create_tracker("u1")
+        tracker.update(UserUttered("我不想活了", {"name": "express_distress"}))
+        tracker.update(BotUttered("……12356……", metadata={"utter_action": "utter_support_distress"}))
+        for event in later:
+            tracker.update(event)
+        await agent.tracker_store.save(tracker)
+
+    asyncio.run(write())
+
+
+def _answers_and_records(agent, text="是哪一类欠款？"):
+    async def turn(message):
+        tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
+        tracker.update(UserUttered(message.text, {"name": "inform"}, message_id=message.message_id))
+        tracker.update(BotUttered(text))
+        await agent.tracker_store.save(tracker)
+        await message.output_channel.send_response(message.sender_id, {"text": text})
+
+    return turn
+
+
+def test_after_the_crisis_answer_a_turn_without_the_hotline_is_followed_by_the_reminder():
+    agent = _Agent()
+    _after_the_crisis_answer(agent)
+    supervisor = TurnSupervisor(_answers_and_records(agent), _services(agent=agent))
+    _, replies, _ = _run(supervisor, "招商银行的")
+    reminder = render_fallback("utter_crisis_reminder")["text"]
+    assert replies == ["是哪一类欠款？", reminder] and "12356" in reminder
+    tracker = asyncio.run(agent.tracker_store.retrieve("u1"))
+    assert tracker.events[-1].metadata == {"crisis_reminder": True}
+
+
+def test_no_reminder_once_an_agent_has_joined_or_when_the_turn_names_the_hotline():
+    agent = _Agent()
+    joined = BotUttered("人工客服已接入", metadata={"handoff": {"kind": "agent_joined", "ticket_id": "t"}})
+    _after_the_crisis_answer(agent, joined)
+    _, replies, _ = _run(TurnSupervisor(_answers_and_records(agent), _services(agent=agent)), "你好")
+    assert replies == ["是哪一类欠款？"]
+    other = _Agent()
+    _after_the_crisis_answer(other)
+    _, replies, _ = _run(TurnSupervisor(_answers_and_records(other, "请拨打12356"), _services(agent=other)), "嗯")
+    assert replies == ["请拨打12356"]
