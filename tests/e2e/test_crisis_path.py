@@ -54,3 +54,12 @@ def test_stress_gets_care_and_the_lawful_route_without_a_hand_over(servers) -> N
     text = joined_text(rest_say(servers, _sender("stress"), "欠款压得我喘不过气，天天失眠，快崩溃了"))
     assert "压力" in text and "分期" in text and "免费" in text
     assert "人工客服" not in text
+
+
+def test_after_the_crisis_answer_every_reply_names_the_hotline(servers) -> None:
+    sender = _sender("danger-then")
+    first = joined_text(rest_say(servers, sender, "我真的不想活了"))
+    assert "12356" in first and "110" in first
+    for text in ["招商银行的信用卡", "谢谢你", "逾期了会上征信吗", "你好", "我还是想问问怎么跟银行协商"]:
+        reply = joined_text(rest_say(servers, sender, text))
+        assert "12356" in reply, (text, reply)
