@@ -47,10 +47,11 @@ class SignalSet(BaseModel):
 
 
 class CrisisSignals(BaseModel):
-    """The whole lexicon file: one signal set per level."""
+    """The whole lexicon file: one signal set per level, and the despair words (see CrisisLexicon.despair)."""
 
     danger: SignalSet
     stress: SignalSet
+    despair: SignalSet = SignalSet()
 
     class Config:
         extra = Extra.forbid
@@ -64,6 +65,17 @@ class CrisisLexicon:
             (level, tuple(compact(p) for p in signal_set.patterns), tuple(re.compile(r) for r in signal_set.regex))
             for level, signal_set in ((CrisisLevel.DANGER, signals.danger), (CrisisLevel.STRESS, signals.stress))
         ]
+        self._despair = (tuple(compact(p) for p in signals.despair.patterns),
+                         tuple(re.compile(r) for r in signals.despair.regex))
+
+    def despair(self, text: object) -> bool:
+        """True when ``text`` holds a word of despair (``despair`` in the file): not danger by itself, but enough
+        to keep a message the NLU reads as despair from being answered as mere stress."""
+        if not isinstance(text, str) or not text:
+            return False
+        normalised = compact(text)
+        literals, patterns = self._despair
+        return any(literal in normalised for literal in literals) or any(p.search(normalised) for p in patterns)
 
     def level(self, text: object) -> CrisisLevel:
         """The highest level whose signals occur in ``text``; ``none`` for anything else, non-strings included."""
@@ -93,6 +105,11 @@ def default_crisis_lexicon() -> CrisisLexicon:
 def crisis_level(text: object) -> CrisisLevel:
     """How ``text`` reads, with the project's lexicon (see CrisisLexicon.level)."""
     return default_crisis_lexicon().level(text)
+
+
+def holds_despair(text: object) -> bool:
+    """Whether ``text`` holds a word of despair, with the project's lexicon (see CrisisLexicon.despair)."""
+    return default_crisis_lexicon().despair(text)
 
 
 def reads_as_danger(text: object) -> bool:

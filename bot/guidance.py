@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
 from bot import texts
-from bot.crisis import CrisisLevel, crisis_level
+from bot.crisis import CrisisLevel, crisis_level, holds_despair
 from bot.hardship import states_hardship
 from bot.intents import (
     AGENCY_VICTIM,
@@ -242,14 +242,16 @@ def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
 def distress_reading(text: str) -> CrisisLevel:
     """How to answer a message the NLU called ``express_distress``.
 
-    ``STRESS`` (care and the lawful route, no hand-over) when the crisis lexicon reads stress and no danger,
-    or reads nothing but the message states a hardship reason ("生意赔了，钱都花光了"); ``DANGER`` (care, the
-    psychological assistance hotline and 110/120, a person: shared/DOMAIN.md §4) otherwise, including every
-    message the lexicon cannot place: a missed danger is the worst failure, a false alarm costs one caring
-    message.
+    ``STRESS`` (care and the lawful route, no hand-over) when the crisis lexicon reads stress, or the message
+    states a hardship reason ("生意赔了，钱都花光了"), and it holds no danger and no word of despair (bot.crisis:
+    "活", "最后", "撑不" ...); ``DANGER`` (care, the psychological assistance hotline and 110/120, a person:
+    shared/DOMAIN.md §4) otherwise, including every message the lexicon cannot place: a missed danger is the
+    worst failure, a false alarm costs one caring message.
     """
     level = crisis_level(text)
-    if level is CrisisLevel.STRESS or (level is CrisisLevel.NONE and states_hardship(text)):
+    if level is CrisisLevel.DANGER or holds_despair(text):
+        return CrisisLevel.DANGER
+    if level is CrisisLevel.STRESS or states_hardship(text):
         return CrisisLevel.STRESS
     return CrisisLevel.DANGER
 
