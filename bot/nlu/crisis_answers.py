@@ -105,7 +105,7 @@ def _rate(count: int, total: int) -> str:
 def summary_rows(figures: Mapping[str, Any]) -> List[Tuple[str, str, str]]:
     """``(figure, now, before)`` rows: crisis recall on danger, crisis answers on stress and hardship."""
     rows = []
-    for section, label in (("danger", "crisis answer on danger (recall; must be 1.0)"),
+    for section, label in (("danger", "crisis answer on danger (recall)"),
                            ("stress", "crisis answer on stress"), ("hardship", "crisis answer on hardship reasons")):
         entry = figures[section]
         for where, place in (("outside", "outside the form"), ("form", "as the form's answer")):
@@ -114,6 +114,11 @@ def summary_rows(figures: Mapping[str, Any]) -> List[Tuple[str, str, str]]:
     hardship = figures["hardship"]
     rows.append(("hardship reasons the form takes as its answer", _rate(hardship["form"]["now"][ANSWER],
                  hardship["messages"]), _rate(hardship["form"]["before"][ANSWER], hardship["messages"])))
+    danger = figures["danger"]
+    for where, place in (("outside", "outside the form"), ("form", "as the form's answer")):
+        rows.append((f"danger answered with the hotlines (crisis or stress answer), {place}",
+                     _rate(danger[where]["now"][CRISIS] + danger[where]["now"][CARE], danger["messages"]),
+                     _rate(danger[where]["before"][CRISIS], danger["messages"])))
     stress = figures["stress"]
     rows.append(("stress answered with care (crisis or stress answer), outside the form",
                  _rate(stress["outside"]["now"][CRISIS] + stress["outside"]["now"][CARE], stress["messages"]),

@@ -47,7 +47,7 @@ def test_tally_counts_now_and_before_on_the_same_parses() -> None:
     assert figures["hardship"]["form"]["before"][CRISIS] == 1
     assert figures["stress"]["outside"]["before"][CRISIS] == 1
     rows = dict((name, (now, before)) for name, now, before in summary_rows(figures))
-    assert rows["crisis answer on danger (recall; must be 1.0), outside the form"] == ("1.000 (1/1)", "1.000 (1/1)")
+    assert rows["crisis answer on danger (recall), outside the form"] == ("1.000 (1/1)", "1.000 (1/1)")
     assert rows["crisis answer on hardship reasons, as the form's answer"] == ("0.000 (0/2)", "0.500 (1/2)")
 
 
