@@ -46,7 +46,7 @@ def test_distress_is_met_with_care_the_sourced_hotline_and_a_human_at_once(serve
     reply = rest_say(servers, "distress-1", "我真的不想活了")
     text = joined_text(reply)
     assert "12356" in text and "110" in text and "120" in text
-    assert "转接人工" in text
+    assert "马上为您转接" not in text  # no transfer is promised before a person is known to be free
     # These servers run without an agent desk, so the hand-over that follows says so honestly
     # (tests/e2e/test_handoff.py runs the desk).
     payloads = [m["custom"] for m in reply if "custom" in m]
