@@ -4,7 +4,9 @@
 
 1. splits ``data/nlu`` into 5 stratified folds (seeded);
 2. for each fold trains the NLU pipeline of config.yml WITHOUT the blender (DIET's full ranking is kept) and
-   parses the fold's held-back messages (about 4 minutes per fold on 2 cores);
+   parses the fold's held-back messages (about 4 minutes per fold on 2 cores); when config.yml has no intent
+   classifier before the blender (has_prior_intent_classifier), nothing is trained and only diet_weight 0 is
+   scored;
 3. fits the char n-gram logistic regression on the same fold for each ``C``;
 4. scores every combination of DIET weight, ``C``, risk-intent weight, fallback threshold and whether a risk
    intent is exempt from the fallback exactly as the pipeline would decide (blend, weight, renormalise,
@@ -36,7 +38,7 @@ AMBIGUITY_THRESHOLD = 0.05
 MACRO_F1_TOLERANCE = 0.015
 """How much macro-F1 (absolute) ``choose`` gives up, at most, for pooled risk-intent recall."""
 
-GRID = {"diet_weight": (1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), "C": (10.0, 30.0),
+GRID = {"diet_weight": (1.0, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0), "C": (10.0, 30.0, 100.0),
         "risk_weight": (1.0, 1.5, 2.0), "threshold": (0.3, 0.2), "risk_exempt": (False, True)}
 """The settings tried (diet_weight 1.0 is DIET alone, 0.0 the char model alone; risk_exempt True is
 bot.nlu.risk_fallback.RiskAwareFallbackClassifier with the risk intents exempt, False Rasa's FallbackClassifier)."""
@@ -107,6 +109,16 @@ def _format_row(row: Mapping[str, Any]) -> str:
             f"{row['macro_f1']:>8.3f} {row['risk_recall_pooled']:>11.3f} {row['fallbacks']:>9d}")
 
 
+PRIOR_INTENT_CLASSIFIERS = frozenset({"DIETClassifier", "SklearnIntentClassifier", "LogisticRegressionClassifier",
+                                      "KeywordIntentClassifier", "MitieIntentClassifier"})
+"""Rasa's intent classifiers whose ranking the blender can take; without one the char model stands alone."""
+
+
+def has_prior_intent_classifier(pipeline: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a pipeline (config.yml's list of ``{"name": ...}`` entries) has one of PRIOR_INTENT_CLASSIFIERS."""
+    return any(str(component.get("name")) in PRIOR_INTENT_CLASSIFIERS for component in pipeline)
+
+
 def _fold_rankings(folds: int) -> Tuple[List[str], List[str], List[Ranking], List[Tuple[List[int], List[int]]]]:
     import asyncio
     import logging
@@ -128,11 +140,14 @@ def _fold_rankings(folds: int) -> Tuple[List[str], List[str], List[Ranking], Lis
     texts = [m.get("text") for m in examples]
     labels = [m.get("intent") for m in examples]
     diet: List[Ranking] = [[] for _ in examples]
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=20261130)
+    if not has_prior_intent_classifier(config["pipeline"]):
+        print("config.yml has no intent classifier before the blender: only the char model is scored", flush=True)
+        return texts, labels, diet, [(list(a), list(b)) for a, b in splitter.split(texts, labels)]
     splits = []
     with tempfile.TemporaryDirectory() as work:
         config_path = Path(work) / "config.yml"
         config_path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=20261130)
         for number, (train_index, test_index) in enumerate(splitter.split(texts, labels)):
             fold_data = TrainingData([examples[i] for i in train_index], entity_synonyms=data.entity_synonyms,
                                      lookup_tables=data.lookup_tables)
@@ -168,10 +183,12 @@ def _char_probabilities(texts: Sequence[str], labels: Sequence[str], splits, c: 
 
 
 def tune(folds: int = 5) -> List[Dict[str, Any]]:
-    """Run the cross-validated grid (trains ``folds`` NLU models), print the best rows, write the JSON."""
+    """Run the cross-validated grid (trains ``folds`` NLU models if the pipeline has a prior intent classifier),
+    print the best rows, write the JSON."""
     texts, labels, diet, splits = _fold_rankings(folds)
     char_by_c = {c: _char_probabilities(texts, labels, splits, c) for c in GRID["C"]}
-    rows = score_grid(labels, diet, char_by_c)
+    grid = GRID if any(diet) else {**GRID, "diet_weight": (0.0,)}
+    rows = score_grid(labels, diet, char_by_c, grid)
     print(f"{'diet_weight':>11s} {'C':>5s} {'risk_weight':>11s} {'threshold':>9s} {'risk_exempt':>11s} "
           f"{'macro-F1':>8s} {'risk recall':>11s} {'fallbacks':>9s}")
     for row in rows[:15]:

@@ -62,3 +62,11 @@ def test_choose_breaks_ties_by_macro_f1_then_fewer_fallbacks():
 def test_choose_refuses_an_empty_grid():
     with pytest.raises(ValueError):
         choose([])
+
+
+def test_a_pipeline_without_an_intent_classifier_before_the_blender_is_scored_as_the_char_model_alone():
+    from bot.nlu.blend_tuning import has_prior_intent_classifier
+
+    assert has_prior_intent_classifier([{"name": "JiebaTokenizer"}, {"name": "DIETClassifier"}])
+    assert not has_prior_intent_classifier([{"name": "JiebaTokenizer"}, {"name": "CRFEntityExtractor"},
+                                            {"name": "bot.nlu.intent_blend.CharNgramIntentBlender"}])
