@@ -154,8 +154,8 @@ class RiskEngine:
         new = set(new_flags)
         if previous == "victim" or VICTIM_FLAGS & set(flags):
             return "victim"
-        if intent == intents.AGENCY_VICTIM and self.reads_as_own_account(text):
-            return "victim"
+        if intent == intents.AGENCY_VICTIM and self.reads_as_own_account(text) and "told_to_stop_paying" not in new:
+            return "victim"  # the NLU's reading, unless the message is hearsay, a hypothesis or only an instruction
         if {"anti_collection", "complaint_leverage"} & new:
             return "misled"
         if intent in (intents.SEEK_DEBT_AGENCY, intents.SEEK_CREDIT_REPAIR) or (

@@ -152,6 +152,7 @@ def test_an_agents_instruction_to_stop_paying_is_a_red_flag_but_not_a_victim(eng
 def test_an_nlu_victim_reading_of_hearsay_makes_no_victim(engine):
     assert engine.assess("听说他们收了钱就跑", "agency_victim").segment != "victim"
     assert engine.assess("那个公司把我坑惨了", "agency_victim").segment == "victim"
+    assert engine.assess("中介让我先别还了", "agency_victim").segment != "victim"
 
 
 @pytest.mark.parametrize("text", [
