@@ -12,6 +12,8 @@
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
 * ``nlu-report`` render ``reports/nlu/README.md`` from the figures in ``reports/nlu/*.json``;
+* ``legal-review`` write ``docs/legal-review.md``, the table of every legal statement with its provision and
+  source, from the knowledge files (``--check``: exit 1 if the file is out of date; bot.legal_review);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
   (bot.nlu.blend_tuning; trains five NLU models).
 """
@@ -39,6 +41,24 @@ def _check() -> int:
         f"{len(knowledge.figures)} figures, {len(knowledge.cases)} cases, "
         f"{len(knowledge.institutions)} institutions, {len(lexicon.flags)} tactic flags."
     )
+    return 0
+
+
+def _legal_review(args: argparse.Namespace) -> int:
+    from bot.legal_review import REVIEW_PATH, unmapped_legal_responses, write_review
+    from bot.texts import domain_responses
+
+    knowledge, responses = default_knowledge(), domain_responses()
+    unmapped = unmapped_legal_responses(knowledge, responses)
+    if unmapped:
+        print(f"Responses state law but rest on no knowledge entry (add them to data/knowledge/legal_basis.yml): "
+              f"{', '.join(unmapped)}", file=sys.stderr)
+        return 1
+    current = write_review(knowledge, responses, check=args.check)
+    if args.check and not current:
+        print(f"{REVIEW_PATH} is out of date: run python -m bot legal-review", file=sys.stderr)
+        return 1
+    print(f"{REVIEW_PATH} is {'up to date' if current else 'written'}.")
     return 0
 
 
@@ -166,6 +186,8 @@ def main(argv=None) -> int:
     commands.add_parser("nlu-report", help="render reports/nlu/README.md from the figures in reports/nlu/*.json")
     commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
                                            "on the training data (trains five NLU models)")
+    legal = commands.add_parser("legal-review", help="write docs/legal-review.md from the knowledge files")
+    legal.add_argument("--check", action="store_true", help="only check that the file is up to date (exit 1 if not)")
     health = commands.add_parser("health", help="say which server is down")
     health.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     health.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_SERVER_PORT", 5055)))
@@ -186,6 +208,8 @@ def main(argv=None) -> int:
         return _run(args)
     if args.command == "health":
         return _health(args)
+    if args.command == "legal-review":
+        return _legal_review(args)
     if args.command == "referrals":
         from bot.referral_report import DEFAULT_DB_URL, print_report
 

@@ -7,6 +7,7 @@ variables to fill it with. The custom actions in ``actions/`` only send them.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -27,8 +28,8 @@ from bot.intents import (
     SEEK_DEBT_AGENCY,
 )
 from bot.knowledge import Knowledge
-from bot.replies import ReplyInstruction, bank_line, identify_institution
-from bot.risk import VICTIM_FLAGS, RiskAssessment, RiskEngine
+from bot.replies import ReplyInstruction, bank_line, drop_withdrawn, identify_institution
+from bot.risk import SEGMENT_EVIDENCE, VICTIM_FLAGS, RiskAssessment, RiskEngine
 
 # Placeholder in the tables below for "the user's bank, if we know it".
 _BANK_LINE = "<bank>"
@@ -88,12 +89,21 @@ SEGMENT_RESPONSES: Dict[str, str] = {
     "fuzzy": "utter_segment_fuzzy",
     "victim": "utter_segment_victim",
 }
-"""Segment -> the message fitting it (rational users get no extra message: straight to the channel)."""
+"""Segment -> the message fitting it (rational users get no extra message: straight to the channel). For
+victims, :data:`VICTIM_REMINDERS` picks the one that repeats only what they said."""
+
+VICTIM_REMINDERS: Dict[frozenset, str] = {
+    frozenset({"fee_paid"}): "utter_segment_victim_paid",
+    frozenset({"data_handed_over"}): "utter_segment_victim_handed_over",
+    frozenset({"fee_paid", "data_handed_over"}): "utter_segment_victim_paid_and_handed_over",
+}
+"""The victim flags the user raised -> the reminder naming exactly those acts. A victim without any (the NLU
+read them so) gets ``utter_segment_victim``, which asserts nothing: "如果您已经付过钱或交出过资料"."""
 
 FALLBACK_TOPIC_FOR_FLAGS: Tuple[Tuple[frozenset, str], ...] = (
-    (frozenset({"fee_paid", "data_handed_over", "told_to_stop_paying"}), AGENCY_VICTIM),
+    (frozenset({"fee_paid", "data_handed_over"}), AGENCY_VICTIM),
     (frozenset({"anti_collection", "complaint_leverage", "agency_offer", "false_promise", "upfront_fee",
-                "forgery_request"}), SEEK_DEBT_AGENCY),
+                "forgery_request", "told_to_stop_paying"}), SEEK_DEBT_AGENCY),
     (frozenset({"collection_abuse", "collection_fear"}), REPORT_COLLECTION_ABUSE),
 )
 """When the NLU is unsure (nlu_fallback) or calls a message out of scope, red flags in it still decide the
@@ -170,17 +180,18 @@ def assess_risk(topic: str, state: ConversationState, engine: RiskEngine) -> Ris
 
 
 def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
-                  engine: Optional[RiskEngine] = None) -> GuidancePlan:
+                  engine: Optional[RiskEngine] = None, on: Optional[dt.date] = None) -> GuidancePlan:
     """The replies answering ``topic`` in ``state``.
 
     Args: ``topic`` a core intent name (a key of TOPIC_RESPONSES); ``state`` the conversation so far;
     ``knowledge`` the validated knowledge files; ``engine`` the risk engine (without one, no red flags or
-    segment shape the answer).
+    segment shape the answer); ``on`` the day the facts are stated on (default today in China: a fact past
+    its ``valid_until`` says it has ended, and a response quoting a withdrawn fact is left out).
     Returns: a GuidancePlan whose replies all carry the knowledge template values, and whose slots hold the
     resolved bank and the updated risk slots (``risk_level``, ``red_flags``, ``user_segment``).
     Raises: KeyError for an unknown topic.
     """
-    facts = knowledge.template_values()
+    facts = knowledge.template_values(on)
     institution = identify_institution(state.bank, state.latest_message, knowledge)
     risk = assess_risk(topic, state, engine) if engine is not None else None
     replies: List[ReplyInstruction] = []
@@ -190,6 +201,7 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
                 replies.append(bank_line(institution, knowledge))
             continue
         replies.append(ReplyInstruction(response, dict(facts)))
+    replies = drop_withdrawn(replies, knowledge, on)
     slots: Dict[str, Union[str, List[str], None]] = {}
     referrals = referrals_for(topic, replies, knowledge)
     if referrals:
@@ -214,7 +226,7 @@ def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment])
     extra = [FLAG_RESPONSES[f] for f in risk.new_flags if f in FLAG_RESPONSES and f not in covered]
     if topic == AGENCY_VICTIM and not any(r in extra for r in VICTIM_CHECKLIST):
         extra = [*VICTIM_CHECKLIST, *extra]
-    segment_message = SEGMENT_RESPONSES.get(risk.segment or "")
+    segment_message = _segment_message(risk)
     if segment_message and topic not in _NO_SEGMENT_MESSAGE_TOPICS and _segment_is_news(risk, state):
         extra.append(segment_message)
     # the official-channel line closes the answer, after the warnings
@@ -227,16 +239,25 @@ def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment])
     return shaped
 
 
+def _segment_message(risk: RiskAssessment) -> Optional[str]:
+    """The segment's message; for a victim, the reminder naming only the acts they reported."""
+    if risk.segment == "victim":
+        return VICTIM_REMINDERS.get(frozenset(VICTIM_FLAGS & set(risk.red_flags)), SEGMENT_RESPONSES["victim"])
+    return SEGMENT_RESPONSES.get(risk.segment or "")
+
+
 def _segment_is_news(risk: RiskAssessment, state: ConversationState) -> bool:
     """Whether to send the segment message now.
 
     Victims get the reminder on later answers (what they revealed earlier changes the answer); misled and
-    fuzzy users get theirs when this message showed the segment.
+    fuzzy users get theirs when this message showed the segment: it is new, or the message holds fresh
+    evidence of it (bot.risk.SEGMENT_EVIDENCE), not merely some other flag.
     """
     if risk.segment == "victim":
         revealed_earlier = state.user_segment == "victim" or bool(VICTIM_FLAGS & set(state.red_flags))
         return revealed_earlier and not (VICTIM_FLAGS & set(risk.new_flags))
-    return risk.segment != state.user_segment or bool(risk.new_flags)
+    evidence = SEGMENT_EVIDENCE.get(risk.segment or "", frozenset())
+    return risk.segment != state.user_segment or bool(evidence & set(risk.new_flags))
 
 
 def distress_reading(text: str) -> CrisisLevel:

@@ -17,7 +17,7 @@ from bot.directory import bank_channel_card, deploying_institution, is_deploying
 from bot.intents import AGENCY_VICTIM, EXPRESS_DISTRESS, REQUEST_HUMAN, SEEK_CREDIT_REPAIR, SEEK_DEBT_AGENCY
 from bot.knowledge import Institution, Knowledge
 from bot.quantities import find_quantities, parse_amount_yuan
-from bot.replies import ReplyInstruction, identify_institution, plan_bank_line
+from bot.replies import ReplyInstruction, drop_withdrawn, identify_institution, plan_bank_line
 from bot.text_normalisation import compact
 
 OTHER = "其他"
@@ -299,7 +299,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     card = bank_channel_card(card_institutions, knowledge, reason="hardship_plan")
     referrals = [f"{inst.name}:hardship_plan" for inst in card_institutions] or [f"{lender_name}:hardship_plan"]
     referrals.append("nfra_hotline:hardship_plan_refused")
-    return HardshipPlan(replies=replies, channel_card=card, referrals=referrals)
+    return HardshipPlan(replies=drop_withdrawn(replies, knowledge), channel_card=card, referrals=referrals)
 
 
 def _card_institutions(institution: Optional[Institution], deploying: Optional[Institution]) -> List[Institution]:

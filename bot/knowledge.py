@@ -6,7 +6,13 @@ always shown with them. The files are validated with pydantic on load: a missing
 :class:`KnowledgeError` naming the file and the field, so a bad file stops start-up instead of leaving a
 silent gap in a conversation.
 
-Sources of the facts themselves: ``shared/DOMAIN.md`` (copied into each entry's ``source``).
+A fact may carry ``valid_until`` (a policy with a deadline): after that day, as reckoned in China (UTC+8),
+it is rendered as its ``expired_value`` (what the bot says once the policy has ended) or, without one, it is
+withdrawn and every response quoting it is dropped (:func:`bot.replies.drop_withdrawn`). Legal entries
+(provisions, cases, figures) also say what text was read on the ``verified`` day (``checked_against``), and
+``legal_basis.yml`` names the entries behind responses that state law without quoting it.
+
+Sources of the facts themselves: ``shared/DOMAIN.md`` and the primary texts named in each entry's ``source``.
 """
 from __future__ import annotations
 
@@ -26,6 +32,14 @@ KNOWLEDGE_DIR = PROJECT_ROOT / "data" / "knowledge"
 """Default folder of the knowledge files."""
 
 _KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+CHINA_TIME = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+"""Mainland China's time (UTC+8 all year, no daylight saving): the day a ``valid_until`` is reckoned in."""
+
+
+def today() -> dt.date:
+    """Today's date in mainland China, the day against which ``valid_until`` is compared."""
+    return dt.datetime.now(CHINA_TIME).date()
 
 
 class KnowledgeError(ValueError):
@@ -69,13 +83,18 @@ def _join_cjk_lines(text: str) -> str:
 class Fact(SourcedEntry):
     """One statable fact: ``key`` is the template variable in domain/, ``value`` the text inserted.
 
-    Raises (on load): a validation error when ``status`` is ``unconfirmed`` and no ``caveat`` is given.
+    ``valid_until`` (optional) is the last day the fact holds; after it the fact renders as ``expired_value``
+    (what is true once it has ended) or, without one, is withdrawn (:meth:`current_text` returns None).
+    Raises (on load): a validation error when ``status`` is ``unconfirmed`` and no ``caveat`` is given, or
+    when ``expired_value`` is given without ``valid_until``.
     """
 
     key: str
     value: str
+    valid_until: Optional[dt.date] = None
+    expired_value: Optional[str] = None
 
-    @validator("value", "caveat")
+    @validator("value", "caveat", "expired_value")
     def _tidy_text(cls, value: Optional[str]) -> Optional[str]:
         return _join_cjk_lines(value) if value is not None else None
 
@@ -83,7 +102,13 @@ class Fact(SourcedEntry):
     def _unconfirmed_needs_caveat(cls, values: dict) -> dict:
         if values.get("status") == "unconfirmed" and not values.get("caveat"):
             raise ValueError("an unconfirmed entry needs a caveat that is shown with it")
+        if values.get("expired_value") and not values.get("valid_until"):
+            raise ValueError("expired_value is what is said after valid_until: give valid_until too")
         return values
+
+    def expired_on(self, day: dt.date) -> bool:
+        """True if ``day`` is after ``valid_until`` (never for a fact without one)."""
+        return self.valid_until is not None and day > self.valid_until
 
     @validator("key")
     def _key_is_identifier(cls, value: str) -> str:
@@ -92,10 +117,33 @@ class Fact(SourcedEntry):
         return value
 
     def rendered(self) -> str:
-        """The text a user sees: the value, followed by the caveat in brackets when unconfirmed."""
-        if self.status == "unconfirmed":
-            return f"{self.value}（{self.caveat}）"
-        return self.value
+        """The text a user sees while the fact holds: the value, then the caveat in brackets when unconfirmed."""
+        return self.with_caveat(self.value)
+
+    def current_text(self, day: dt.date) -> Optional[str]:
+        """The text a user sees on ``day``: :meth:`rendered` until ``valid_until``, then ``expired_value`` (with
+        the caveat when unconfirmed), or None when the fact has ended and has nothing to say after it."""
+        if not self.expired_on(day):
+            return self.rendered()
+        return self.with_caveat(self.expired_value) if self.expired_value else None
+
+    def with_caveat(self, text: str) -> str:
+        """``text`` followed by the caveat in brackets when the fact is unconfirmed."""
+        return f"{text}（{self.caveat}）" if self.status == "unconfirmed" else text
+
+
+class LegalEntry(Fact):
+    """A fact a legal statement rests on (provision, figure, case): ``checked_against`` says what text was read
+    on the ``verified`` day (the primary text itself, or that the entry was copied from the team's brief and
+    its source not re-read), so that a reviewer knows what the date vouches for."""
+
+    checked_against: str
+
+    @validator("checked_against")
+    def _checked_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("checked_against must say what was read on the verified day")
+        return value
 
 
 class Channel(Fact):
@@ -105,7 +153,7 @@ class Channel(Fact):
     note: str = ""
 
 
-class Provision(Fact):
+class Provision(LegalEntry):
     """A legal provision; ``value`` is the citation, ``summary`` what it says (shared/DOMAIN.md §3, §5)."""
 
     summary: str
@@ -115,14 +163,14 @@ class Provision(Fact):
         return _join_cjk_lines(value)
 
 
-class Figure(Fact):
+class Figure(LegalEntry):
     """A time limit or amount; ``value`` is written into replies, followed by ``unit`` in the template."""
 
     unit: str
     meaning: str
 
 
-class Case(Fact):
+class Case(LegalEntry):
     """A reported case or announcement, ``value`` being the sentence the bot writes (shared/DOMAIN.md §3, §5)."""
 
 
@@ -172,14 +220,33 @@ class Knowledge(BaseModel):
     institutions: List[Institution]
     bank_advice: str
     deployment: Optional[Deployment] = None
+    legal_basis: Dict[str, List[str]] = {}
 
     def facts(self) -> List[Fact]:
         """Every entry usable as a template variable (channels, provisions, figures, cases)."""
         return [*self.channels, *self.provisions, *self.figures, *self.cases]
 
-    def template_values(self) -> Dict[str, str]:
-        """Map of template variable -> text, for filling ``{key}`` placeholders in domain/ responses."""
-        return {fact.key: fact.rendered() for fact in self.facts()}
+    def legal_entries(self) -> List[LegalEntry]:
+        """The entries legal statements rest on: provisions, figures and cases."""
+        return [*self.provisions, *self.figures, *self.cases]
+
+    def template_values(self, on: Optional[dt.date] = None) -> Dict[str, str]:
+        """Map of template variable -> text on day ``on`` (default :func:`today`), for filling ``{key}``
+        placeholders in domain/ responses. A fact past its ``valid_until`` gives its ``expired_value``; one
+        without any is left out (see :meth:`withdrawn_keys`)."""
+        day = on or today()
+        values = {}
+        for fact in self.facts():
+            text = fact.current_text(day)
+            if text is not None:
+                values[fact.key] = text
+        return values
+
+    def withdrawn_keys(self, on: Optional[dt.date] = None) -> frozenset:
+        """Keys of the facts that have ended by day ``on`` (default today) and have nothing to say after:
+        a response quoting one must not be sent."""
+        day = on or today()
+        return frozenset(fact.key for fact in self.facts() if fact.current_text(day) is None)
 
     def fact(self, key: str) -> Fact:
         """The fact with this key. Raises KeyError if there is none."""
@@ -191,6 +258,7 @@ class Knowledge(BaseModel):
     def statable_texts(self) -> List[str]:
         """Every text a reply may take numbers from: fact values, caveats and institution numbers."""
         texts = [fact.rendered() for fact in self.facts()]
+        texts += [fact.with_caveat(fact.expired_value) for fact in self.facts() if fact.expired_value]
         numbered: List[Union[Institution, Deployment]] = [*self.institutions]
         if self.deployment:
             numbered.append(self.deployment)
@@ -252,8 +320,10 @@ def load_knowledge(directory: Path = KNOWLEDGE_DIR) -> Knowledge:
     advice = _read_yaml(directory / "banks.yml").get("advice")
     if not isinstance(advice, str) or not advice.strip():
         raise KnowledgeError(f"{directory / 'banks.yml'}: top-level field 'advice' is missing or empty")
-    knowledge = Knowledge(**parsed, bank_advice=advice, deployment=_load_deployment(directory))
+    knowledge = Knowledge(**parsed, bank_advice=advice, deployment=_load_deployment(directory),
+                          legal_basis=_load_legal_basis(directory))
     _check_unique_keys(knowledge, directory)
+    _check_legal_basis(knowledge, directory)
     if knowledge.deployment and knowledge.deployment.name not in {i.name for i in knowledge.institutions}:
         raise KnowledgeError(f"{_deployment_path(directory)}: deploying_institution.name: "
                              f"'{knowledge.deployment.name}' is not an institution in banks.yml")
@@ -276,6 +346,27 @@ def _load_deployment(directory: Path) -> Optional[Deployment]:
         return Deployment.parse_obj(content["deploying_institution"])
     except ValidationError as err:
         raise KnowledgeError(f"{path}: {_describe(err, 'deploying_institution')}") from err
+
+
+def _load_legal_basis(directory: Path) -> Dict[str, List[str]]:
+    """``legal_basis.yml``: response name -> the knowledge keys behind the legal statements it makes without
+    quoting them. Raises KnowledgeError for a missing file or a wrong shape."""
+    path = directory / "legal_basis.yml"
+    content = _read_yaml(path)
+    responses = content.get("responses")
+    if not isinstance(responses, dict) or not all(
+            isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys) for keys in responses.values()):
+        raise KnowledgeError(f"{path}: 'responses' must map response names to non-empty lists of knowledge keys")
+    return {str(name): list(keys) for name, keys in responses.items()}
+
+
+def _check_legal_basis(knowledge: Knowledge, directory: Path) -> None:
+    legal = {entry.key for entry in knowledge.legal_entries()}
+    for response, keys in knowledge.legal_basis.items():
+        for key in keys:
+            if key not in legal:
+                raise KnowledgeError(f"{directory / 'legal_basis.yml'}: responses.{response}: '{key}' is not a "
+                                     "provision, figure or case")
 
 
 def _describe(err: ValidationError, where: str) -> str:
@@ -325,10 +416,14 @@ class TacticFlag(BaseModel):
 
 
 class TacticsLexicon(BaseModel):
-    """The whole lexicon file."""
+    """The whole lexicon file: the flags, the doubt markers, and what makes a victim event not the user's own
+    past act (``not_own_past_act``: group name -> markers searched in the clause before a match;
+    ``condition_after``: markers that, right after a match, make it a condition)."""
 
     flags: List[TacticFlag]
     doubt_markers: List[str]
+    not_own_past_act: Dict[str, List[str]] = {}
+    condition_after: List[str] = []
 
     class Config:
         extra = Extra.forbid

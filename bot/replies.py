@@ -7,11 +7,13 @@ the actions turn each into one ``dispatcher.utter_message(response=..., **variab
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from bot.directory import find_institutions_in_text, institution_numbers, is_deploying, resolve_institution
 from bot.knowledge import Institution, Knowledge
+from bot.texts import placeholders
 
 
 @dataclass(frozen=True)
@@ -58,3 +60,13 @@ def plan_bank_line(institution: Institution, knowledge: Knowledge, app_hint: str
     return ReplyInstruction("utter_bank_channel_deploying", {
         **knowledge.template_values(), "bank_name": institution.name, "bank_numbers": "，".join(numbers),
         "app_path_hint": app_hint})
+
+
+def drop_withdrawn(replies: List[ReplyInstruction], knowledge: Knowledge,
+                   on: Optional[dt.date] = None) -> List[ReplyInstruction]:
+    """``replies`` without those whose response quotes a fact withdrawn by day ``on`` (default today): a fact
+    past its ``valid_until`` with no ``expired_value`` is no longer stated at all (bot.knowledge)."""
+    withdrawn = knowledge.withdrawn_keys(on)
+    if not withdrawn:
+        return list(replies)
+    return [reply for reply in replies if not withdrawn & set(placeholders(reply.response))]

@@ -36,7 +36,7 @@ def test_a_red_flag_from_an_earlier_turn_changes_a_later_answer(servers):
     sender = _sender("memory")
     rest_say(servers, sender, "中介收了我三千服务费，让我先别还了")
     later = joined_text(rest_say(servers, sender, "逾期记录多久能消掉"))
-    assert "您之前提到已经把钱或资料交给了中介" in later
+    assert "您之前提到已经付了钱" in later  # only what they said: they paid (issue 19)
 
 
 def test_misled_user_hears_the_cases_and_the_criminal_liability(servers):

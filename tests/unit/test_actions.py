@@ -59,7 +59,7 @@ def test_victim_flag_from_an_earlier_turn_changes_a_later_answer():
     tracker = _tracker("那我现在怎么跟银行协商", "ask_hardship_plan", red_flags=["fee_paid"],
                        risk_level="high", user_segment="victim")
     messages, events = _run("action_guide_hardship_plan", tracker)
-    assert [m["response"] for m in messages] == ["utter_hardship_intro", "utter_segment_victim"]
+    assert [m["response"] for m in messages] == ["utter_hardship_intro", "utter_segment_victim_paid"]
     assert SlotSet("risk_level", "high") in events and SlotSet("user_segment", "victim") in events
 
 

@@ -146,3 +146,55 @@ def test_the_deploying_bank_is_named_as_any_other_bank_outside_the_hardship_plan
     plan = plan_guidance("ask_complaint_channel", ConversationState("招行信用卡乱收费怎么投诉"), deployed)
     assert _names(plan) == ["utter_list_complaint_channels", "utter_bank_channel"]
     assert plan.replies[1].variables["bank_numbers"] == "95555，信用卡 400-820-5555"
+
+
+# ---------- a label never speaks for the user (issue 19) ----------
+
+def test_a_rumour_about_not_paying_gets_the_evasion_answer_not_the_agency_warning():
+    for text in ("听说利息超过36%就不用还了", "网贷是不是可以不还", "换了手机号是不是就不用还了"):
+        plan = _plan("ask_evade_debt", text)
+        names = _names(plan)
+        assert names[0] == "utter_explain_evasion_risk" and "utter_official_channel_card_issuer" in names
+        assert not {"utter_segment_misled", "utter_stopped_paying_consequence"} & set(names), (text, names)
+        assert plan.slots["user_segment"] != "victim"
+
+
+def test_a_plan_to_ask_the_bank_is_not_a_victim_and_later_answers_say_nothing_of_an_agency():
+    first = _plan("ask_hardship_plan", "我想停止还款，先跟银行谈分期")
+    assert first.slots["user_segment"] == "rational"
+    later = _plan("ask_credit_record", "逾期记录保留几年", red_flags=tuple(first.slots["red_flags"]),
+                  risk_level=first.slots["risk_level"], user_segment=first.slots["user_segment"])
+    assert not [n for n in _names(later) if n.startswith("utter_segment_victim")]
+
+
+@pytest.mark.parametrize("said, reminder", [
+    ("我交了五千块服务费给协商公司", "utter_segment_victim_paid"),
+    ("我把身份证和验证码都给了协商公司", "utter_segment_victim_handed_over"),
+    ("交了服务费，还把身份证给了他们", "utter_segment_victim_paid_and_handed_over"),
+])
+def test_a_victims_later_reminder_names_only_what_they_said(said, reminder):
+    first = _plan("agency_victim", said)
+    later = _plan("ask_hardship_plan", "那我现在怎么跟银行协商", red_flags=tuple(first.slots["red_flags"]),
+                  risk_level=first.slots["risk_level"], user_segment=first.slots["user_segment"])
+    assert reminder in _names(later)
+
+
+def test_a_victim_the_nlu_read_without_specifics_gets_a_reminder_that_asserts_nothing(domain):
+    first = _plan("agency_victim", "被那个公司坑了")
+    later = _plan("ask_credit_record", "怎么查征信", red_flags=tuple(first.slots["red_flags"]),
+                  risk_level=first.slots["risk_level"], user_segment=first.slots["user_segment"])
+    assert "utter_segment_victim" in _names(later)
+    assert "您之前提到" not in domain["responses"]["utter_segment_victim"][0]["text"]
+
+
+def test_reported_harassment_with_fear_gets_the_complaint_route_without_the_fuzzy_message():
+    for text in ("催收天天打电话给我家人，我很害怕", "他们爆我通讯录还威胁我，好害怕"):
+        names = _names(_plan("report_collection_abuse", text))
+        assert names[0] == "utter_guide_collection_complaint" and "utter_segment_fuzzy" not in names
+
+
+def test_a_misled_user_is_not_told_again_on_an_unrelated_flag():
+    first = _plan("seek_debt_agency", "哪里能找到反催收团队")
+    later = _plan("report_collection_abuse", "催收天天骂我", red_flags=tuple(first.slots["red_flags"]),
+                  risk_level=first.slots["risk_level"], user_segment=first.slots["user_segment"])
+    assert "utter_segment_misled" not in _names(later)

@@ -99,3 +99,60 @@ def test_check_command_reports_a_bad_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "default_knowledge", lambda: load_knowledge(directory))
     assert cli.main(["check"]) == 1
     assert "provisions.yml" in capsys.readouterr().err
+
+
+def test_expired_value_without_valid_until_is_rejected(tmp_path):
+    directory = _copy_knowledge(tmp_path)
+    _edit(directory / "cases.yml", lambda c: c["cases"][-1].pop("valid_until"))
+    with pytest.raises(KnowledgeError, match="give valid_until too"):
+        load_knowledge(directory)
+
+
+def test_legal_entries_say_what_was_read_on_the_verified_day(tmp_path, knowledge):
+    for entry in knowledge.legal_entries():
+        assert entry.checked_against.strip(), entry.key
+    directory = _copy_knowledge(tmp_path)
+    _edit(directory / "provisions.yml", lambda c: c["provisions"][0].pop("checked_against"))
+    with pytest.raises(KnowledgeError, match="provisions: 0.checked_against: field required"):
+        load_knowledge(directory)
+
+
+def test_legal_basis_must_name_legal_entries(tmp_path):
+    directory = _copy_knowledge(tmp_path)
+    _edit(directory / "legal_basis.yml", lambda c: c["responses"].update(utter_segment_fuzzy=["nfra_hotline"]))
+    with pytest.raises(KnowledgeError, match="'nfra_hotline' is not a provision, figure or case"):
+        load_knowledge(directory)
+
+
+def test_criminal_articles_and_cases_cite_the_text_or_the_report_not_the_teams_notes(knowledge):
+    for entry in [*knowledge.provisions, *knowledge.cases]:
+        if entry.key.startswith("crime_") or entry.key.startswith("case_"):
+            assert "shared/DOMAIN.md" not in entry.source.split(";")[0], entry.key
+
+
+def test_the_illegal_debt_collection_article_is_only_for_illegal_debts(knowledge):
+    summary = knowledge.fact("crime_illegal_collection").summary
+    assert "非法债务" in summary and "不适用于银行" in summary
+
+
+def test_a_policy_past_its_deadline_says_it_has_ended(knowledge):
+    import datetime as dt
+
+    policy = knowledge.fact("policy_one_time_credit_repair")
+    assert policy.valid_until == dt.date(2026, 3, 31)
+    before = knowledge.template_values(dt.date(2026, 3, 31))["policy_one_time_credit_repair"]
+    after = knowledge.template_values(dt.date(2026, 4, 1))["policy_one_time_credit_repair"]
+    assert "如已在2026年3月31日前足额还款" in before
+    assert "期限已经过了" in after and "如已在" not in after
+    assert policy.caveat in before and policy.caveat in after  # still unconfirmed either way
+
+
+def test_a_policy_with_nothing_to_say_after_its_deadline_is_withdrawn(tmp_path):
+    import datetime as dt
+
+    directory = _copy_knowledge(tmp_path)
+    _edit(directory / "cases.yml", lambda c: c["cases"][-1].pop("expired_value"))
+    knowledge = load_knowledge(directory)
+    assert "policy_one_time_credit_repair" in knowledge.template_values(dt.date(2026, 3, 31))
+    assert "policy_one_time_credit_repair" not in knowledge.template_values(dt.date(2026, 4, 1))
+    assert knowledge.withdrawn_keys(dt.date(2026, 4, 1)) == {"policy_one_time_credit_repair"}

@@ -197,3 +197,76 @@ def test_handoff_replies_render_only_knowledge_numbers_and_the_opening_hours(dom
         assert not _PLACEHOLDER.search(rendered) and not _offending_digits(rendered, allowed), name
     assert {"utter_handoff_queued", "utter_handoff_follow_up", "utter_handoff_follow_up_no_push",
             "utter_handoff_unavailable", "utter_handoff_after_fallback", "utter_handoff_distress_reminder"} <= checked
+
+
+def _expiry_days(knowledge) -> list:
+    import datetime as dt
+
+    return sorted({fact.valid_until + dt.timedelta(days=1) for fact in knowledge.facts() if fact.valid_until})
+
+
+def test_every_response_renders_on_a_day_after_each_valid_until(domain, knowledge):
+    """On the day after each ``valid_until``, every response renders with no unfilled placeholder other than a
+    withdrawn fact's, only knowledge numbers, and never the ended fact's old wording."""
+    days = _expiry_days(knowledge)
+    assert days, "the one-time credit repair deadline is a valid_until"
+    allowed = _knowledge_digits(knowledge) | _opening_hours_digits()
+    for day in days:
+        values = {**knowledge.template_values(day), **_handoff_values(), "bank_name": "中国工商银行",
+                  "bank_numbers": "95588", "lender_name": "中国工商银行", "app_path_hint": "",
+                  "hardship_reason": "失业"}
+        ended = [fact for fact in knowledge.facts() if fact.expired_on(day)]
+        withdrawn = knowledge.withdrawn_keys(day)
+        for name, variants in domain["responses"].items():
+            for variant in variants:
+                for text in _texts_of(variant):
+                    if withdrawn & set(re.findall(r"{(\w+)}", text)):
+                        continue  # never sent on this day (bot.replies.drop_withdrawn)
+                    rendered = interpolate_text(text, values)
+                    assert not _PLACEHOLDER.search(rendered), f"{name} on {day}: {rendered!r}"
+                    assert not _offending_digits(rendered, allowed), f"{name} on {day}: {rendered!r}"
+                    for fact in ended:
+                        assert fact.value not in rendered, f"{name} on {day} still states {fact.key}"
+
+
+def test_every_planned_reply_on_a_day_after_each_valid_until_states_only_current_facts(domain, knowledge):
+    from bot.intents import SEEK_CREDIT_REPAIR
+
+    allowed = _knowledge_digits(knowledge)
+    for day in _expiry_days(knowledge):
+        ended = [fact for fact in knowledge.facts() if fact.expired_on(day)]
+        for topic in TOPIC_RESPONSES:
+            state = ConversationState("征信上的逾期能花钱消掉吗", intent=topic)
+            plan = plan_guidance(topic, state, knowledge, default_risk_engine(), on=day)
+            _assert_replies_render_only(plan.replies, domain, allowed)
+            for reply in plan.replies:
+                rendered = interpolate_text(domain["responses"][reply.response][0]["text"], reply.variables)
+                assert not any(fact.value in rendered for fact in ended), (topic, reply.response)
+        policy = plan_guidance(SEEK_CREDIT_REPAIR, ConversationState("能修复征信吗", intent=SEEK_CREDIT_REPAIR),
+                               knowledge, default_risk_engine(), on=day)
+        texts = [interpolate_text(domain["responses"][r.response][0]["text"], r.variables) for r in policy.replies]
+        assert any("期限已经过了" in text for text in texts)
+
+
+def test_a_withdrawn_fact_drops_the_responses_quoting_it(domain, tmp_path):
+    import datetime as dt
+    import shutil
+
+    from bot.intents import SEEK_CREDIT_REPAIR
+    from bot.knowledge import KNOWLEDGE_DIR, load_knowledge
+
+    directory = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE_DIR, directory)
+    cases = yaml.safe_load((directory / "cases.yml").read_text(encoding="utf-8"))
+    cases["cases"][-1].pop("expired_value")
+    (directory / "cases.yml").write_text(yaml.safe_dump(cases, allow_unicode=True), encoding="utf-8")
+    knowledge = load_knowledge(directory)
+    state = ConversationState("能修复征信吗", intent=SEEK_CREDIT_REPAIR)
+
+    def names(day):
+        plan = plan_guidance(SEEK_CREDIT_REPAIR, state, knowledge, default_risk_engine(), on=day)
+        return [reply.response for reply in plan.replies]
+
+    assert "utter_credit_repair_policy" in names(dt.date(2026, 3, 31))
+    assert "utter_credit_repair_policy" not in names(dt.date(2026, 4, 1))
+    assert names(dt.date(2026, 4, 1))[0] == "utter_warn_credit_repair"

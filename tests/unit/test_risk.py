@@ -61,12 +61,13 @@ def test_ordinary_questions_raise_no_flags(engine):
     "text, intent, segment, level",
     [
         ("想找反催收团队帮我对付催收", "seek_debt_agency", "misled", "medium"),
-        ("网贷是不是可以不还", "ask_evade_debt", "misled", "medium"),
+        ("网贷是不是可以不还", "ask_evade_debt", None, "medium"),
+        ("有个反催收团队说能帮我不还网贷", "ask_evade_debt", "misled", "medium"),
         ("有人说能帮我停息挂账，靠谱吗", "seek_debt_agency", "rational", "medium"),
         ("听说催收都是黑社会，好害怕", "report_collection_abuse", "fuzzy", "low"),
         ("信用卡还不上了想跟银行协商", "ask_hardship_plan", "rational", "none"),
         ("我交了五千服务费，人跑了", "agency_victim", "victim", "high"),
-        ("他们让我先别还了", "ask_hardship_plan", "victim", "high"),
+        ("他们让我先别还了", "ask_hardship_plan", "rational", "medium"),
     ],
 )
 def test_segments_and_levels(engine, text, intent, segment, level):
@@ -105,3 +106,73 @@ def test_random_unicode_never_breaks_the_engine(engine, text, intent):
     result = engine.assess(text, intent)
     assert result.level in RISK_LEVELS
     assert result.segment is None or result.segment in SEGMENTS
+
+
+# ---------- segments come only from what the person said about themself (issue 19) ----------
+
+@pytest.mark.parametrize("text", [
+    "听说利息超过36%就不用还了",
+    "网上说网贷超过三年就不用还了，是真的吗",
+    "我想停止还款，先跟银行谈分期",
+    "我打算暂停还款一个月，会怎样",
+    "听说交了钱就能停息挂账",
+    "如果把身份证给他们会怎样",
+    "要是交了服务费还办不成怎么办",
+    "交了钱就能办吗",
+    "我朋友交了钱被骗了",
+    "有人说先别还了，等着银行来谈",
+])
+def test_a_rumour_a_plan_a_hypothesis_or_someone_elses_story_is_no_victim_event(engine, text):
+    result = engine.assess(text, "ask_evade_debt")
+    assert not {"fee_paid", "data_handed_over", "told_to_stop_paying"} & set(result.new_flags), result.new_flags
+    assert result.segment != "victim"
+
+
+@pytest.mark.parametrize("text, flag", [
+    ("我已经付了3000，现在人找不到了", "fee_paid"),
+    ("上周我交了两千块给他们", "fee_paid"),
+    ("钱转过去了对方就拉黑我了", "fee_paid"),
+    ("我把身份证照片发给他们了", "data_handed_over"),
+    ("我跟那个公司签了委托书", "data_handed_over"),
+    ("验证码也给了", "data_handed_over"),
+])
+def test_a_first_person_past_act_makes_a_victim(engine, text, flag):
+    result = engine.assess(text, "ask_hardship_plan")
+    assert flag in result.new_flags and result.segment == "victim" and result.level == "high"
+
+
+@pytest.mark.parametrize("text", ["中介让我先别还了", "那个协商老师叫我停止还款", "他们说让我暂停还款等通知",
+                                  "法务公司建议我先不还"])
+def test_an_agents_instruction_to_stop_paying_is_a_red_flag_but_not_a_victim(engine, text):
+    result = engine.assess(text, "ask_hardship_plan")
+    assert "told_to_stop_paying" in result.new_flags
+    assert result.segment != "victim" and result.level == "medium"
+
+
+def test_an_nlu_victim_reading_of_hearsay_makes_no_victim(engine):
+    assert engine.assess("听说他们收了钱就跑", "agency_victim").segment != "victim"
+    assert engine.assess("那个公司把我坑惨了", "agency_victim").segment == "victim"
+    assert engine.assess("中介让我先别还了", "agency_victim").segment != "victim"
+
+
+@pytest.mark.parametrize("text", [
+    "催收天天打电话给我家人，我很害怕",
+    "他们爆我通讯录，还威胁要上门，好害怕",
+    "催收一直打电话骚扰我，吓死了",
+    "催收打到我单位去了，我好怕",
+])
+def test_reported_harassment_is_harassment_whatever_the_fear(engine, text):
+    result = engine.assess(text, "report_collection_abuse")
+    assert "collection_abuse" in result.new_flags
+    assert result.segment != "fuzzy"
+
+
+def test_fear_alone_is_not_the_fuzzy_belief(engine):
+    assert engine.assess("我好害怕", "report_collection_abuse").segment != "fuzzy"
+    assert engine.assess("网上说催收都是黑社会，会上门打人", "report_collection_abuse").segment == "fuzzy"
+
+
+@pytest.mark.parametrize("text", ["网贷是不是可以不还", "换个手机号是不是就找不到我了", "欠的钱不还会怎么样",
+                                  "信用卡不还能拖多久"])
+def test_evasion_without_an_agency_is_not_the_misled_segment(engine, text):
+    assert engine.assess(text, "ask_evade_debt").segment is None
