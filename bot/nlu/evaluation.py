@@ -133,6 +133,54 @@ def _rasa(*args: str) -> None:
 
 def pipeline_predictions(model: Path, texts: Sequence[str]) -> List[str]:
     """The trained model's intent for each text (``nlu_fallback`` where the bot would ask to clarify)."""
+    return [parsed["intent"]["name"] for parsed in pipeline_parses(model, texts)]
+
+
+Span = Tuple[str, int, int]
+"""An entity occurrence: (entity type, start, end), character offsets into the message."""
+
+
+def entity_scores(gold: Sequence[Sequence[Span]], predicted: Sequence[Sequence[Span]]) -> Dict[str, Dict[str, float]]:
+    """Precision, recall and F1 of entity extraction per entity type and over all types (key ``all``).
+
+    ``gold[i]`` and ``predicted[i]`` are the spans annotated in and extracted from message i. A prediction
+    counts only with the same type and the exact same span (the CoNLL-2003 convention, Tjong Kim Sang and
+    De Meulder 2003); values are not compared, since QuantityNormaliser rewrites them (两万 -> 20000).
+    Each score dict has ``precision``, ``recall``, ``f1-score`` (in [0, 1], 4 places) and ``support`` (gold spans).
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
+    if len(gold) != len(predicted):
+        raise ValueError("gold and predicted must be parallel lists")
+    counts: Dict[str, Dict[str, int]] = {}
+    for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
+        wanted, found = set(gold_spans), set(predicted_spans)
+        for span in wanted | found:
+            row = counts.setdefault(span[0], {"tp": 0, "fp": 0, "fn": 0})
+            row["tp" if span in wanted and span in found else "fn" if span in wanted else "fp"] += 1
+    counts["all"] = {key: sum(row[key] for row in counts.values()) for key in ("tp", "fp", "fn")}
+
+    def scores(row: Dict[str, int]) -> Dict[str, float]:
+        precision = row["tp"] / (row["tp"] + row["fp"]) if row["tp"] + row["fp"] else 0.0
+        recall = row["tp"] / (row["tp"] + row["fn"]) if row["tp"] + row["fn"] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": round(precision, 4), "recall": round(recall, 4), "f1-score": round(f1, 4),
+                "support": row["tp"] + row["fn"]}
+
+    return {name: scores(row) for name, row in sorted(counts.items())}
+
+
+def _gold_spans(path: Path) -> Tuple[List[str], List[List[Span]]]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    examples = load_data(str(path)).intent_examples
+    return ([m.get("text") for m in examples],
+            [[(e["entity"], int(e["start"]), int(e["end"])) for e in m.get("entities") or []] for m in examples])
+
+
+def pipeline_parses(model: Path, texts: Sequence[str]) -> List[Dict[str, Any]]:
+    """The trained model's parse (Rasa's ``parse_message`` dict: intent, entities, ranking) of each text."""
     import asyncio
     import logging
 
@@ -143,8 +191,8 @@ def pipeline_predictions(model: Path, texts: Sequence[str]) -> List[str]:
     logging.getLogger("rasa").setLevel(logging.WARNING)
     agent = Agent.load(str(model))
 
-    async def parse_all() -> List[str]:
-        return [(await agent.parse_message(text))["intent"]["name"] for text in texts]
+    async def parse_all() -> List[Dict[str, Any]]:
+        return [await agent.parse_message(text) for text in texts]
 
     return asyncio.run(parse_all())
 
@@ -218,10 +266,16 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, Any]:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     train_texts, train_labels = _examples(PROJECT_ROOT / "data" / "nlu")
     test_texts, test_labels = _examples(HOLDOUT)
-    predicted = pipeline_predictions(model, test_texts)
+    parses = pipeline_parses(model, test_texts)
+    predicted = [parsed["intent"]["name"] for parsed in parses]
+    entity_texts, gold_spans = _gold_spans(HOLDOUT)
+    if entity_texts != list(test_texts):
+        raise ValueError("the held-out file's intent examples and entity examples differ")
+    entities = entity_scores(gold_spans, [[(e["entity"], int(e["start"]), int(e["end"]))
+                                           for e in parsed.get("entities") or []] for parsed in parses])
     pipeline = _summary(_report(test_labels, predicted))
     _confusion_png(test_labels, predicted, REPORT_DIR / "pipeline_confusion_matrix.png",
-                   "project pipeline (DIET blended with a char n-gram model) on the held-out file")
+                   "project pipeline (char n-gram model, risk weights, fallback) on the held-out file")
     baseline_predicted = baseline_predictions(train_texts, train_labels, test_texts)
     baseline = _summary(_report(test_labels, baseline_predicted))
     _confusion_png(test_labels, baseline_predicted, REPORT_DIR / "baseline_confusion_matrix.png",
@@ -238,6 +292,7 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, Any]:
             "baseline_plus_lexicon": risk_route_recall(test_texts, test_labels, baseline_predicted),
         },
         "pipeline_fallbacks": predicted.count("nlu_fallback"),
+        "entities": entities,
         "pipeline_vs_baseline": {
             "all_messages": paired_comparison(test_labels, predicted, baseline_predicted),
             "risk_intent_messages": paired_comparison(test_labels, predicted, baseline_predicted, RISK_INTENTS),
@@ -254,6 +309,9 @@ def evaluate(cross_validation: bool = True, folds: int = 5) -> Dict[str, Any]:
           f"baseline {baseline['risk_recall_pooled']:.3f}")
     print(f"risk answer given (intent or lexicon): {figures['risk_route_recall']}")
     print(f"pipeline fallbacks (asked to rephrase, counted as misses): {figures['pipeline_fallbacks']}")
+    for name, scores in entities.items():
+        print(f"entity {name:18s} P {scores['precision']:.3f}  R {scores['recall']:.3f}  F1 {scores['f1-score']:.3f}"
+              f"  ({scores['support']} annotated)")
     for scope, pair in figures["pipeline_vs_baseline"].items():
         print(f"pipeline vs baseline, {scope.replace('_', ' ')}: only pipeline right {pair['only_first_right']}, "
               f"only baseline right {pair['only_second_right']}, McNemar exact p = {pair['p_value']:.3f}")

@@ -118,6 +118,12 @@ def render_report(evaluation: Mapping[str, Any], tuning: Optional[Mapping[str, A
         triple = lambda s: f"{s.get('precision', 0):.2f} / {s.get('recall', 0):.2f} / {s.get('f1-score', 0):.2f}"  # noqa: E731
         per_intent.append([intent, str(int(scores.get("support", 0))), triple(scores), triple(other)])
     lines += _table(["intent", "messages", "pipeline", "baseline"], per_intent)
+    entities = evaluation.get("entities")
+    if entities:
+        lines += ["", "## Entities on the held-out file (same type, exact span)", ""]
+        lines += _table(["entity", "annotated", "precision", "recall", "F1"], [
+            [name, str(scores["support"]), f"{scores['precision']:.3f}", f"{scores['recall']:.3f}",
+             f"{scores['f1-score']:.3f}"] for name, scores in entities.items()])
     if tuning:
         lines += ["", f"## Blend settings ({tuning['folds']}-fold cross-validation on the training data only)", "",
                   f"`python -m bot tune-blend` recommends the highest pooled risk-intent recall among the settings "

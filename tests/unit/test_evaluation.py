@@ -50,3 +50,22 @@ def test_paired_comparison_can_be_restricted_to_some_intents():
 def test_paired_comparison_refuses_lists_of_different_length():
     with pytest.raises(ValueError):
         paired_comparison(["a"], ["a", "b"], ["a"])
+
+
+def test_entity_scores_count_only_the_same_type_on_the_same_span():
+    from bot.nlu.evaluation import entity_scores
+
+    gold = [[("bank", 0, 2), ("amount", 5, 7)], [("debt_type", 3, 6)], []]
+    predicted = [[("bank", 0, 2), ("amount", 5, 8)], [("bank", 3, 6)], [("amount", 0, 2)]]
+    scores = entity_scores(gold, predicted)
+    assert scores["bank"] == {"precision": 0.5, "recall": 1.0, "f1-score": 0.6667, "support": 1}
+    assert scores["amount"]["precision"] == 0.0 and scores["amount"]["support"] == 1
+    assert scores["debt_type"]["recall"] == 0.0
+    assert scores["all"] == {"precision": 0.25, "recall": 0.3333, "f1-score": 0.2857, "support": 3}
+
+
+def test_entity_scores_refuse_lists_of_different_length():
+    from bot.nlu.evaluation import entity_scores
+
+    with pytest.raises(ValueError):
+        entity_scores([[]], [])
