@@ -238,11 +238,11 @@ def write_chart(result: Mapping[str, Any], path: Path) -> Path:
     returns ``path``. Servers or levels that were not measured are left out."""
     import warnings
 
-    import matplotlib
-
-    matplotlib.use("Agg")
     with warnings.catch_warnings():  # matplotlib 3.x on a newer pyparsing warns of deprecated names
         warnings.simplefilter("ignore", DeprecationWarning)
+        import matplotlib
+
+        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
     clients: List[int] = list(result.get("clients", []))
