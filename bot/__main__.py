@@ -1,4 +1,4 @@
-"""Command line of the project: ``python -m bot {check,train,run,shell}``.
+"""Command line of the project: ``python -m bot {check,train,run,shell,...}``.
 
 * ``check``  validate the knowledge files and print a summary (exit 1 with the file and field on error);
 * ``train``  train the model if its inputs changed (content-hash key, see bot.ops.model_store);
@@ -15,7 +15,9 @@
 * ``legal-review`` write ``docs/legal-review.md``, the table of every legal statement with its provision and
   source, from the knowledge files (``--check``: exit 1 if the file is out of date; bot.legal_review);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
-  (bot.nlu.blend_tuning; trains five NLU models).
+  (bot.nlu.blend_tuning; trains five NLU models);
+* ``bench``  start a stock Rasa baseline, then the project, put the same REST and NLU load on each and write
+  msg/s, latency percentiles, RSS and start time side by side to ``reports/perf/`` (bot.bench.run).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Tuple
 
 from bot import PROJECT_ROOT
@@ -194,6 +197,14 @@ def main(argv=None) -> int:
     health.add_argument("--desk-port", type=int, default=int(os.environ.get("HANDOFF_DESK_PORT", 5056)),
                         help="port of the agent desk (0: no desk)")
     health.add_argument("--json", action="store_true", help="print JSON")
+    bench = commands.add_parser("bench", help="measure the project beside a stock Rasa baseline "
+                                              "(REST msg/s, latency, NLU parse/s, RSS, start time)")
+    bench.add_argument("--duration", type=float, default=20.0, help="seconds per load level (default 20)")
+    bench.add_argument("--clients", default="1,8,32", help="REST client counts, comma-separated (default 1,8,32)")
+    bench.add_argument("--only", choices=("stock", "project"), default=None, help="measure only one of the two")
+    bench.add_argument("--out", type=Path, default=None, help="output folder (default reports/perf)")
+    bench.add_argument("--report-only", action="store_true",
+                       help="measure nothing: render README.md and bench.png again from <out>/bench.json")
     referrals = commands.add_parser("referrals", help="count referrals to official channels")
     referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
     args = parser.parse_args(argv)
@@ -234,6 +245,15 @@ def main(argv=None) -> int:
 
         print(f"Written: {write_report()}")
         return 0
+    if args.command == "bench":
+        from bot.bench.run import DEFAULT_OUT, parse_clients
+        from bot.bench.run import main as bench_main
+
+        try:
+            clients = parse_clients(args.clients)
+        except ValueError as err:
+            parser.error(str(err))
+        return bench_main(clients, args.duration, args.only, args.out or DEFAULT_OUT, args.report_only)
     if args.command == "tune-blend":
         from bot.nlu.blend_tuning import tune
 
