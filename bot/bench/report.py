@@ -133,7 +133,7 @@ def _context(result: Mapping[str, Any]) -> str:
 
 
 def goal_rows(result: Mapping[str, Any]) -> List[List[str]]:
-    """Issue 15's goals as rows of ``[goal, measured, "met" | "not met"]``, for those the run's figures can
+    """The performance goals as rows of ``[goal, measured, "met" | "not met"]``, for those the run's figures can
     judge (both servers for the comparisons; 32 and 1 clients measured for the REST goals)."""
     servers: Mapping[str, Any] = result.get("servers", {})
     stock, project = servers.get("stock"), servers.get("project")
@@ -186,7 +186,7 @@ def _shortened(text: str, limit: int = 100) -> str:
 
 
 def render_readme(result: Mapping[str, Any]) -> str:
-    """``reports/perf/README.md`` for ``result``: context, the comparison, issue 15's goals, each server's
+    """``reports/perf/README.md`` for ``result``: context, the comparison, the performance goals, each server's
     levels, memory before and after the load, and the chart. Raises KeyError if a field the report shows is
     missing (a file from an older benchmark)."""
     lines = [
@@ -208,7 +208,7 @@ def render_readme(result: Mapping[str, Any]) -> str:
     ]
     goals = goal_rows(result)
     if goals:
-        lines += ["", "## Goals of issue 15", "", *_table(["goal", "measured", ""], goals)]
+        lines += ["", "## Performance goals", "", *_table(["goal", "measured", ""], goals)]
     for name in SERVER_NAMES:
         server = result.get("servers", {}).get(name)
         if not server:
