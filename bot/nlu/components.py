@@ -1,4 +1,4 @@
-"""Rasa NLU components: text normalisation before tokenisation, and quantity normalisation after DIET.
+"""Rasa NLU components: text normalisation before tokenisation, and quantity normalisation after the entity extractor.
 
 Both are registered with Rasa's default recipe and named in config.yml by module path.
 """
@@ -59,8 +59,9 @@ class TextNormaliser(GraphComponent):
 class QuantityNormaliser(GraphComponent):
     """Give ``amount`` entities a value in yuan and ``overdue_duration`` entities a value in days.
 
-    Entities DIET found keep their span and get the normalised value (``"20000"`` for 两万); quantities DIET
-    missed are added from bot.quantities. An entity whose text cannot be read keeps DIET's value.
+    Entities the entity extractor (config.yml: CRFEntityExtractor) found keep their span and get the normalised
+    value (``"20000"`` for 两万); quantities it missed are added from bot.quantities. An entity whose text cannot
+    be read keeps the extractor's value.
     """
 
     @classmethod
