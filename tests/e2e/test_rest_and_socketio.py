@@ -163,3 +163,25 @@ def test_personal_data_never_reaches_the_tracker_store_or_the_logs(servers, e2e_
     for secret in secrets:
         for content in stored + logs + [row[0] for row in rows]:
             assert secret not in content
+
+
+def test_personal_data_typed_in_everyday_ways_reaches_neither_store_nor_logs(servers, e2e_dir):
+    typed = {
+        "13987654321": "手机139-8765-4321，催收天天打",
+        "13712345678": "电话一三七一二三四五六七八",
+        "13698765432": "我手机１３６９８７６５４３２",
+        "13511112222": "号码135\u00ad1111\u20602222",
+        "884215": "中介让我发验证码是：884215",
+        "wang.xiaoer_77@example.com": "邮箱 wang.xiaoer_77@example.com",
+        "Li_Si_2024": "加我微信号：Li_Si_2024",
+        "2468013579": "QQ 2468013579",
+        "02187654321": "座机021-87654321",
+    }
+    for number, text in enumerate(typed.values()):
+        assert rest_say(servers, f"privacy-typed-{number}", text)
+    with sqlite3.connect(e2e_dir / "tracker.db") as db:
+        rows = [row[0] for row in db.execute("SELECT data FROM events").fetchall()]
+    logs = [path.read_text(encoding="utf-8", errors="replace") for path in servers.log_files]
+    for secret in typed:
+        leaked = [content[:200] for content in rows + logs if secret in content]
+        assert leaked == [], (secret, leaked)
