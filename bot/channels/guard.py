@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Dict, Mapping
 
 from rasa.core.channels.channel import UserMessage
 
 from bot.channels.turns import supervise_turns
 from bot.handoff.paused import gate_paused_message
-from bot.privacy import mask_pii_with_counts
+from bot.privacy import mask_pii, mask_pii_with_counts
 from bot.texts import response_text
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,31 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u20
 
 OnNewMessage = Callable[[UserMessage], Awaitable[None]]
 
+KEPT_METADATA_KEYS = frozenset({"wechat_msg_type", "wechat_option", "wechat_event"})
+"""The only message metadata keys stored with a message: the ones the project's own WeChat channel sets. What a
+client sends (REST ``metadata``, socket.io ``customData``) is otherwise dropped, since no action reads it and it
+would be stored verbatim beside the masked text."""
+
+MAX_METADATA_VALUE_CHARS = 200
+"""Longest metadata string kept (characters); longer ones are cut."""
+
+
+def screen_metadata(metadata: object) -> Dict[str, Any]:
+    """The metadata to store with a message: only KEPT_METADATA_KEYS, strings masked (``bot.privacy``) and cut to
+    MAX_METADATA_VALUE_CHARS, booleans and numbers as they are; anything else (lists, objects, other keys) dropped.
+    A non-mapping gives ``{}``."""
+    if not isinstance(metadata, Mapping):
+        return {}
+    kept: Dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key not in KEPT_METADATA_KEYS:
+            continue
+        if isinstance(value, str):
+            kept[key] = mask_pii(clean_text(value)[:MAX_METADATA_VALUE_CHARS])
+        elif isinstance(value, (bool, int, float)):
+            kept[key] = value
+    return kept
+
 
 def clean_text(text: object) -> str:
     """``text`` as a string without control or invisible formatting characters; non-strings become ``""``."""
@@ -55,7 +80,8 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
 
     * empty (or only control characters / whitespace): replied to with ``utter_empty_message``, not passed on;
     * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
-    * otherwise PII is masked (``bot.privacy``), the kinds masked are added to the metadata as ``pii_masked``
+    * otherwise PII is masked (``bot.privacy``), the metadata is screened (``screen_metadata``: an allow-list,
+      masked), the kinds masked are added to the metadata as ``pii_masked``
       (counts only), a privacy notice is sent when anything was masked, and the message is passed on, under
       the turn supervisor (``bot.channels.turns.supervise_turns``: deadline, outage reply);
     * a message to a conversation paused for a human agent goes, under the same supervisor, through the
@@ -79,8 +105,9 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
             return
         masked, counts = mask_pii_with_counts(text)
         message.text = masked
+        message.metadata = screen_metadata(message.metadata)
         if counts:
-            message.metadata = {**(message.metadata or {}), "pii_masked": counts}
+            message.metadata = {**message.metadata, "pii_masked": counts}
             await _reply(message, PRIVACY_NOTICE)
         await supervised(message)
 
