@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     config = ServerConfig(model=model, rasa_port=args.port, action_port=args.action_port, token=token,
                           endpoints=os.environ.get("ENDPOINTS", "endpoints.yml"), desk_port=args.desk_port,
                           extra_env=extra_env)
-    print("Starting the agent desk, the action server and the Rasa server (about a minute)...")
+    print("Starting the agent desk, the action server and the Rasa server (about 40 s)...")
     try:
         servers = start_servers(config)
     except ServerStartError as err:
@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         "\nThe assistant is running.\n"
         f"  Widget:    {url}/webhooks/widget/   (the bank-app chat page; embed demo: {url}/webhooks/widget/demo.html)\n"
         f"  REST:      curl -XPOST {url}/webhooks/rest/webhook -H 'Content-Type: application/json' "
-        "-d '{\"sender\":\"t1\",\"message\":\"你好\"}'\n"
+        "-d '{\"sender\":\"t1\",\"message\":\"你好\"}' | python3 -m json.tool --no-ensure-ascii\n"
         f"  socketio:  {url}/socket.io  (events user_uttered / bot_uttered, session_request first)\n"
         f"  WeChat:    {url}/webhooks/wechat_miniprogram/webhook  ({wechat})\n"
         f"  HTTP API:  {url}/status?token=<token>   token in var/auth_token (or $RASA_AUTH_TOKEN)\n"
