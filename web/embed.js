@@ -8,12 +8,16 @@
  *
  * Config: serverUrl (the Rasa server; default: where this script came from), title, initialPayload (sent once
  * when a conversation starts; not shown), container (an element or selector to fill; default: a floating
- * panel with a launcher button), open (floating panel open at start), storage (default localStorage).
+ * panel with a launcher button), open (floating panel open at start), storage (default localStorage),
+ * customerToken (optional: a token the bank app's backend signed for its logged-in customer, see
+ * docs/bank-signing.md; the conversation is then the customer's on every device).
  *
  * It loads its stylesheet and the socket.io client (npm socket.io-client v4, copied to vendor/ at set-up)
  * from the folder it was loaded from, talks to Rasa's socketio channel (session_request / session_confirm /
- * user_uttered / bot_uttered) and keeps only the session id in storage; after a reload the transcript comes
- * from the server's masked copy (GET <serverUrl>/webhooks/widget/history/<id>, see bot/channels/widget.py).
+ * user_uttered / bot_uttered) and keeps only the session token the server signed for this conversation (and its
+ * id) in storage: the token is the credential, the id alone opens nothing. After a reload the transcript comes
+ * from the server's masked copy (GET <serverUrl>/webhooks/widget/history/<id> with the token in the
+ * Authorization header, see bot/channels/widget.py).
  *
  * Every message is put in the page as text (textContent, text nodes): never as HTML.
  */
@@ -62,6 +66,7 @@
     callLabel: "拨打",
     unconfirmed: "号码来自公开资料，请以银行卡背面或官方App为准",
     historyError: "暂时无法加载之前的对话记录。",
+    refusedSession: "无法验证您的登录状态，请重新打开页面。",
     launcher: "在线咨询",
     close: "收起",
     quickReplies: "可选回复",
@@ -188,7 +193,9 @@
     var title = options.title ? String(options.title) : TEXT.title;
     var initialPayload = options.initialPayload ? String(options.initialPayload) : null;
     var storage = options.storage || defaultStorage();
-    var storageKey = "debt-help-widget:session:" + serverUrl;
+    var storageKey = "debt-help-widget:session:" + serverUrl;  // the session id (not a credential)
+    var tokenKey = "debt-help-widget:token:" + serverUrl;      // the session token (the credential)
+    var customerToken = options.customerToken ? String(options.customerToken) : null;
     var uid = "dhw-" + ++widgetCount;
 
     ensureStylesheet();
@@ -299,6 +306,7 @@
     // --- state ---
     var socket = null;
     var sessionId = storage.getItem(storageKey);
+    var sessionToken = storage.getItem(tokenKey);
     var ready = false;          // session confirmed on the current connection
     var historyLoaded = false;  // the transcript was restored once for this page
     var typingTimer = null;
@@ -515,7 +523,8 @@
       var request;
       try {
         request = fetch(serverUrl + "/webhooks/widget/history/" + encodeURIComponent(sessionId),
-                        { credentials: "omit", cache: "no-store" });
+                        { credentials: "omit", cache: "no-store",
+                          headers: { Authorization: "Bearer " + sessionToken } });
       } catch (err) {
         done(false);
         return;
@@ -543,13 +552,18 @@
       setTyping(true);
     }
 
-    function onSessionConfirmed(confirmedId) {
-      if (typeof confirmedId !== "string" || !confirmedId) {
+    function onSessionConfirmed(confirmed) {
+      var confirmedId = confirmed && typeof confirmed === "object" ? confirmed.session_id : null;
+      var confirmedToken = confirmed && typeof confirmed === "object" ? confirmed.session_token : null;
+      if (typeof confirmedId !== "string" || !confirmedId || typeof confirmedToken !== "string") {
         return;
       }
       var known = sessionId === confirmedId;
       sessionId = confirmedId;
+      sessionToken = confirmedToken;
+      customerToken = null; // used once: reconnections present the server's own token for the same conversation
       storage.setItem(storageKey, confirmedId);
+      storage.setItem(tokenKey, confirmedToken);
       ready = true;
       setConnection("online");
       if (historyLoaded) {
@@ -643,9 +657,17 @@
       });
       socket.on("connect", function () {
         ready = false;
-        socket.emit("session_request", { session_id: sessionId || null });
+        socket.emit("session_request", customerToken ? { customer_token: customerToken }
+                                                     : { session_token: sessionToken || null });
       });
       socket.on("session_confirm", onSessionConfirmed);
+      socket.on("refused", function (data) {
+        if (data && data.event === "session_request") {
+          showNote(TEXT.refusedSession);
+        } else {
+          setTyping(false);
+        }
+      });
       socket.on("bot_uttered", function (data) { receive(data, false); });
       socket.on("disconnect", function () {
         ready = false;

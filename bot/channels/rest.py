@@ -5,10 +5,16 @@ with a JSON list of bot messages). Differences:
 
 * a malformed body, a missing or invalid ``sender`` or a non-string ``message`` gets HTTP 400 with
   ``{"error": "<reason>"}`` instead of reaching the dialogue under a default sender;
+* a ``sender`` of the widget's or WeChat's form (``web-``, ``bank-``, ``wx-``, bot.channels.ownership) gets
+  HTTP 403: those conversations are reachable only through their own channel's credential;
+* when REST is signed (``SECURITY_MODE=production``, or ``BANK_SIGNING_KEY`` set), a request without a valid,
+  fresh, unreplayed signature of the bank's backend gets HTTP 401 (bot.channels.rest_signing); in development
+  without a bank key REST is open to whoever reaches the loopback port;
 * every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits).
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from rasa.core.channels.rest import RestInput
@@ -16,7 +22,11 @@ from sanic import Blueprint, response
 from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
+from bot.channels import rest_signing
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.channels.ownership import RESERVED_PREFIXES, SecurityConfigError, channel_security
+
+logger = logging.getLogger(__name__)
 
 MAX_SENDER_CHARS = 128
 """Longest accepted ``sender`` id, in characters."""
@@ -47,6 +57,11 @@ def request_problem(request: Request) -> Optional[str]:
     return None
 
 
+def reserved_sender(sender: str) -> bool:
+    """True for a sender id of the widget's or WeChat's form, which REST may not write to."""
+    return sender.strip().lower().startswith(RESERVED_PREFIXES)
+
+
 class ValidatedRestInput(RestInput):
     """Rasa's REST channel, registered under the same name ``rest``, with validation and screening."""
 
@@ -58,15 +73,40 @@ class ValidatedRestInput(RestInput):
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Rasa's REST blueprint around the screened callback, with a validating request middleware."""
         blueprint = super().blueprint(guard_messages(on_new_message))
+        try:
+            security = channel_security()
+            config_problem = None
+        except SecurityConfigError as err:
+            logger.error("The REST channel refuses every request: %s", err)
+            config_problem = str(err)
+        nonces = rest_signing.nonce_memory_from_env()
 
         @blueprint.middleware("request")
         async def validate(request: Request) -> Optional[response.HTTPResponse]:
             if request.method != "POST":
                 return None
+            if config_problem is not None:
+                return response.json({"error": f"the REST channel is not configured: {config_problem}"},
+                                     status=503)
             problem = request_problem(request)
-            if problem is None:
-                return None
-            status = 413 if problem.startswith("request body is larger") else 400
-            return response.json({"error": problem}, status=status)
+            if problem is not None:
+                status = 413 if problem.startswith("request body is larger") else 400
+                return response.json({"error": problem}, status=status)
+            sender = request.json["sender"]
+            if reserved_sender(sender):
+                logger.info("Refused a REST request for a widget or WeChat sender.")
+                return response.json({"error": "this sender belongs to another channel and cannot be written "
+                                               "through REST"}, status=403)
+            if security.rest_signed:
+                if security.bank_key is None:
+                    return response.json({"error": "REST is signed in production, but BANK_SIGNING_KEY is not "
+                                                   "set"}, status=503)
+                try:
+                    await rest_signing.verify(security.bank_key, request.headers, sender, request.body or b"",
+                                              security.replay_seconds, nonces)
+                except rest_signing.SignatureRefused as err:
+                    logger.info("Refused a REST request: %s", err)
+                    return response.json({"error": str(err)}, status=401)
+            return None
 
         return blueprint

@@ -13,6 +13,15 @@ payload's keys as keyword arguments to ``sio.emit`` (``emit(evt, type=..., statu
 ``TypeError``. :class:`CustomPayloadSocketIOOutput` emits the payload itself as the ``bot_uttered`` data, and
 the ``user_uttered`` handler is re-registered to use it (Rasa's creates its own output object).
 
+And it binds each socket to one conversation (bot.channels.ownership). ``session_request`` takes
+``{"session_token": ...}`` (a token this server issued; the widget keeps it instead of a guessable id) or
+``{"customer_token": ...}`` (signed by the bank app's backend, docs/bank-signing.md); without a valid token a new
+anonymous session is created, so naming another session's id joins nothing. The answer, ``session_confirm``, is
+``{"session_id": ..., "session_token": ...}``; the sender id is saved in the socket's server-side session
+(python-socketio's ``save_session``), and ``user_uttered`` always speaks as that sender: a message naming
+another ``session_id``, or sent before a session was confirmed, gets a ``refused`` event and reaches nothing.
+A refused customer token also gets ``refused`` (no session).
+
 Messages sent outside a user turn (the agent desk through Rasa's HTTP API) go through
 :class:`OutOfTurnSocketIOOutput`, which refuses to pretend: when no socket is in the session's room, it raises
 bot.handoff.delivery.AgentMessageNotDelivered, so the agent is told "not delivered", never "sent".
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import inspect
 import json
-import uuid
+import logging
 from typing import Any, Dict, Optional
 
 from rasa.core.channels.channel import UserMessage
@@ -29,7 +38,25 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.channels.ownership import (
+    ChannelSecurity,
+    SecurityConfigError,
+    TokenRefused,
+    channel_security,
+    customer_token_sender,
+    issue_session_token,
+    new_web_sender,
+    session_sender,
+)
 from bot.handoff.delivery import AgentMessageNotDelivered
+
+logger = logging.getLogger(__name__)
+
+REFUSED_EVENT = "refused"
+"""The event a client gets for a refused ``session_request`` or ``user_uttered``: ``{"event", "reason"}``."""
+
+SENDER_KEY = "sender_id"
+"""Where the socket's conversation is kept in its python-socketio session."""
 
 
 class CustomPayloadSocketIOOutput(SocketIOOutput):
@@ -82,27 +109,66 @@ class ScreenedSocketIOInput(SocketIOInput):
         blueprint = super().blueprint(screened)
         sio = blueprint.ctx.sio
 
+        try:
+            security: Optional[ChannelSecurity] = channel_security()
+        except SecurityConfigError as err:
+            logger.error("The socketio channel refuses every session: %s", err)
+            security = None
+
+        async def refuse(sid: str, event: str, reason: str) -> None:
+            logger.info("Refused a socketio %s: %s", event, reason)
+            await sio.emit(REFUSED_EVENT, {"event": event, "reason": reason}, room=sid)
+
+        async def bound_sender(sid: str) -> Optional[str]:
+            try:
+                session = await sio.get_session(sid, namespace=self.namespace)
+            except KeyError:  # the socket is gone
+                return None
+            sender = session.get(SENDER_KEY)
+            return sender if isinstance(sender, str) else None
+
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: str, data: Optional[Dict[str, Any]]) -> None:
             data = data if isinstance(data, dict) else {}
-            session_id = data.get("session_id") or uuid.uuid4().hex
-            if not isinstance(session_id, str) or len(session_id) > 128:
-                session_id = uuid.uuid4().hex
-            if self.session_persistence:
-                joined = sio.enter_room(sid, session_id)
-                if inspect.isawaitable(joined):
-                    await joined
-            await sio.emit("session_confirm", session_id, room=sid)
+            if security is None:
+                await refuse(sid, "session_request", "the channel is not configured")
+                return
+            if data.get("customer_token"):
+                try:
+                    sender_id = customer_token_sender(security, data["customer_token"])
+                except TokenRefused as err:
+                    await refuse(sid, "session_request", str(err))
+                    return
+            else:
+                try:
+                    sender_id = session_sender(security, data.get("session_token"))
+                except TokenRefused:
+                    sender_id = new_web_sender()  # no (valid) token: a new conversation, never someone else's
+            previous = await bound_sender(sid)
+            if previous is not None and previous != sender_id:
+                left = sio.leave_room(sid, previous, namespace=self.namespace)
+                if inspect.isawaitable(left):
+                    await left
+            await sio.save_session(sid, {SENDER_KEY: sender_id}, namespace=self.namespace)
+            # Always in the conversation's room (the room is how replies reach it), whatever session_persistence.
+            joined = sio.enter_room(sid, sender_id, namespace=self.namespace)
+            if inspect.isawaitable(joined):
+                await joined
+            await sio.emit("session_confirm", {"session_id": sender_id,
+                                               "session_token": issue_session_token(security, sender_id)},
+                           room=sid)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: str, data: Optional[Dict[str, Any]]) -> None:
             data = data if isinstance(data, dict) else {}
-            if self.session_persistence:
-                sender_id = data.get("session_id")
-                if not sender_id or not isinstance(sender_id, str):
-                    return  # as Rasa: a message without a session id is ignored
-            else:
-                sender_id = sid
+            sender_id = await bound_sender(sid)
+            if sender_id is None:
+                await refuse(sid, self.user_message_evt, "no session: send session_request first")
+                return
+            named = data.get("session_id")
+            if named not in (None, "", sender_id):
+                await refuse(sid, self.user_message_evt, "this socket belongs to another session")
+                return
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
                 try:

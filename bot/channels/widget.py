@@ -10,11 +10,13 @@ Routes (all GET):
 
 * ``/webhooks/widget/`` the standalone chat page (web/index.html), as a bank app's web view opens it;
 * ``/webhooks/widget/<file>`` one of :data:`STATIC_FILES` (embed.js, widget.css, demo.html, ...);
-* ``/webhooks/widget/history/<session_id>`` the session's transcript, see :func:`session_transcript`.
+* ``/webhooks/widget/history/<session_id>`` the session's transcript, see :func:`session_transcript`; it needs
+  ``Authorization: Bearer <session token>`` issued for that session (bot.channels.ownership): 401 without a
+  valid token, 403 with a token of another session.
 """
 from __future__ import annotations
 
-import re
+import logging
 from typing import Any, Awaitable, Callable, Dict, Iterable, List, Optional
 
 from rasa.core.channels.channel import InputChannel, UserMessage
@@ -24,7 +26,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import PROJECT_ROOT
+from bot.channels.ownership import WIDGET_SENDER, SecurityConfigError, TokenRefused, bearer, channel_security
+from bot.channels.ownership import session_sender as token_sender
 from bot.privacy import mask_pii
+
+logger = logging.getLogger(__name__)
 
 WEB_DIR = PROJECT_ROOT / "web"
 """Where the widget's files live; ``web/vendor/`` is filled by scripts/setup-web from node_modules."""
@@ -49,8 +55,8 @@ PAGE_POLICY = (
 """Content-Security-Policy of the standalone page: only its own scripts run (no inline script, no other
 origin), a second line of defence behind rendering every message as text."""
 
-SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
-"""The form of a session id the socketio channel generates (``uuid4().hex``): 128 random bits."""
+SESSION_ID = WIDGET_SENDER
+"""The form of a session id the socketio channel generates (``web-`` or ``bank-`` and 128 bits in hex)."""
 
 MAX_HISTORY_MESSAGES = 200
 """At most this many of the latest messages are returned by the history route."""
@@ -123,14 +129,14 @@ class WidgetInput(InputChannel):
     """Serves the widget (web/) and its session history; registered in credentials.yml as ``widget``.
 
     Why the history comes from the server and not from the browser's storage: the page keeps only the opaque
-    session id in ``localStorage``. Keeping the transcript there instead would leave the user's own words,
+    session token in ``localStorage``. Keeping the transcript there instead would leave the user's own words,
     unmasked, on the device (a bank app's web view on a phone that may be shared) and, when the widget is
     embedded, readable by every script of the host page's origin. The server's copy is the one the channel
     layer masked before it was stored (ID, card and mobile numbers, codes). The route is read-only, returns
-    only message texts, buttons and custom payloads (no slots, intents or metadata), answers only for ids of
-    the form the server generates (128 random bits, so not guessable; whoever holds one can already continue
-    that conversation over socketio), only for conversations held over the socketio channel (not REST
-    senders), and never creates a conversation.
+    only message texts, buttons and custom payloads (no slots, intents or metadata), answers only with the
+    session token the server issued for that very session (the credential that also continues it over
+    socketio), only for conversations held over the socketio channel (not REST senders), and never creates a
+    conversation.
     """
 
     @classmethod
@@ -158,6 +164,15 @@ class WidgetInput(InputChannel):
             headers = {"Cache-Control": "no-store"}
             if not SESSION_ID.match(session_id):
                 return response.json({"error": "unknown session"}, status=404, headers=headers)
+            try:
+                owner = token_sender(channel_security(), bearer(request.headers.get("authorization")))
+            except (TokenRefused, SecurityConfigError) as err:
+                logger.info("Refused a history request: %s", err)
+                return response.json({"error": "send the session token: Authorization: Bearer <token>"},
+                                     status=401, headers=headers)
+            if owner != session_id:
+                logger.info("Refused a history request for another session.")
+                return response.json({"error": "this token is not for that session"}, status=403, headers=headers)
             agent = getattr(request.app.ctx, "agent", None)
             store = getattr(agent, "tracker_store", None)
             tracker = await store.retrieve(session_id) if store is not None else None

@@ -63,8 +63,9 @@ def available_port(preferred: int) -> int:
 def load_or_create_token(path: Path, env_var: str = "RASA_AUTH_TOKEN") -> str:
     """A secret: ``$<env_var>`` if set, else the one stored at ``path`` (created once, mode 600).
 
-    Used for the Rasa API token (``RASA_AUTH_TOKEN``, var/auth_token) and the desk's shared agent secret
-    (``HANDOFF_SHARED_SECRET``, var/desk_secret).
+    Used for the Rasa API token (``RASA_AUTH_TOKEN``, var/auth_token), the widget's session-token key
+    (``SESSION_TOKEN_KEY``, var/session_key) and the key of the desk's opaque references
+    (``HANDOFF_REFERENCE_KEY``, var/reference_key).
     """
     from_env = os.environ.get(env_var)
     if from_env:
@@ -100,6 +101,9 @@ class ServerConfig:
     intake_token: str = ""
     """The service token the action server shows the desk; empty: ``$HANDOFF_INTAKE_TOKEN``, else a random one
     for this start."""
+    session_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    """The Rasa server's key for widget session tokens (``SESSION_TOKEN_KEY``, bot.channels.ownership) unless the
+    environment sets one; kept by the config, so that a restart with the same config keeps the sessions."""
 
 
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -207,10 +211,22 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
     return env
 
 
-def rasa_server_environment(env: Mapping[str, str]) -> Dict[str, str]:
+def _without_channel_secrets(env: Mapping[str, str]) -> Dict[str, str]:
+    return {name: value for name, value in env.items() if name not in CHANNEL_SECRETS}
+
+
+def rasa_server_environment(env: Mapping[str, str], session_key: str = "") -> Dict[str, str]:
     """``env`` without what the Rasa server has no use for: the desk's intake token stays with the desk and the
-    action server, so that a leak from the Rasa process cannot open tickets."""
-    return {name: value for name, value in env.items() if name != "HANDOFF_INTAKE_TOKEN"}
+    action server, so that a leak from the Rasa process cannot open tickets. It alone gets the channels' session
+    key (``$SESSION_TOKEN_KEY``, else ``session_key``)."""
+    rasa_env = {name: value for name, value in env.items() if name != "HANDOFF_INTAKE_TOKEN"}
+    if not rasa_env.get("SESSION_TOKEN_KEY") and session_key:
+        rasa_env["SESSION_TOKEN_KEY"] = session_key
+    return rasa_env
+
+
+CHANNEL_SECRETS = ("SESSION_TOKEN_KEY", "BANK_SIGNING_KEY")
+"""Keys only the Rasa server's channels use: the desk and the action server run without them."""
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, name: str, log: Path, timeout: float) -> None:
@@ -252,7 +268,8 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     """
     config.log_dir.mkdir(parents=True, exist_ok=True)
     (config.root / "var").mkdir(exist_ok=True)
-    env = server_environment(config)
+    full_env = server_environment(config)
+    env = _without_channel_secrets(full_env)
     action_log = config.log_dir / "action-server.log"
     rasa_log = config.log_dir / "rasa-server.log"
     desk_log = config.log_dir / "agent-desk.log"
@@ -276,7 +293,7 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     ]
     if config.token:
         rasa_cmd += ["--auth-token", config.token]
-    rasa_env = rasa_server_environment(env)
+    rasa_env = rasa_server_environment(full_env, config.session_key)
     rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_env, stdout=handles[1], stderr=subprocess.STDOUT)
     logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
     specs = {

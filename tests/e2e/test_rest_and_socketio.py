@@ -70,7 +70,7 @@ def test_core_intents_get_the_answer_to_what_was_asked(servers, message, expecte
 
 
 def test_named_bank_gets_its_number_with_the_unconfirmed_caveat(servers):
-    text = joined_text(rest_say(servers, "bank-1", "招行信用卡乱收费，去哪里投诉"))
+    text = joined_text(rest_say(servers, "t-named-bank-1", "招行信用卡乱收费，去哪里投诉"))
     assert "95555" in text and "尚未经银行官网核实" in text and "银行卡背面" in text
 
 

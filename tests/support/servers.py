@@ -69,9 +69,14 @@ def joined_text(messages: List[Dict[str, Any]]) -> str:
     return "\n".join(m.get("text", "") for m in messages)
 
 
-async def socketio_conversation(url: str, session_id: str, messages: List[str],
+SOCKET_SESSIONS: Dict[str, str] = {}
+"""A test's label for a socketio conversation -> the sender id the server gave it at ``session_confirm``."""
+
+
+async def socketio_conversation(url: str, label: str, messages: List[str],
                                 quiet_seconds: float = 4.0, timeout: float = 60) -> List[List[Dict[str, Any]]]:
-    """Talk over the socketio channel: one session, each message sent after the previous reply settles.
+    """Talk over the socketio channel: one new session (the server names it; its sender id is kept in
+    SOCKET_SESSIONS under ``label``), each message sent after the previous reply settles.
 
     Returns the bot_uttered payloads received for each message.
     """
@@ -85,17 +90,18 @@ async def socketio_conversation(url: str, session_id: str, messages: List[str],
 
     @client.on("session_confirm")
     async def on_confirm(data):  # noqa: ANN001
+        SOCKET_SESSIONS[label] = data["session_id"]
         confirmed.set()
 
     # Long-polling: the aiohttp that Rasa pins (3.9) lacks what python-engineio's websocket client needs.
     await client.connect(url, transports=["polling"], socketio_path="/socket.io")
     try:
-        await client.emit("session_request", {"session_id": session_id})
+        await client.emit("session_request", {})
         await asyncio.wait_for(confirmed.wait(), timeout=10)
         replies = []
         for text in messages:
             start = len(received)
-            await client.emit("user_uttered", {"message": text, "session_id": session_id})
+            await client.emit("user_uttered", {"message": text})
             waited = 0.0
             while len(received) == start and waited < timeout:
                 await asyncio.sleep(0.2)

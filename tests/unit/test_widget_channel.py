@@ -93,8 +93,10 @@ def test_transcript_keeps_only_the_latest_messages():
 
 
 def test_transcript_is_served_only_for_server_generated_ids_of_socketio_conversations():
-    assert widget.SESSION_ID.match("0123456789abcdef0123456789abcdef")
-    for bad in ["t1", "../../etc", "0123456789ABCDEF0123456789ABCDEF", "0" * 33]:
+    for good in ["web-0123456789abcdef0123456789abcdef", "bank-0123456789abcdef0123456789abcdef"]:
+        assert widget.SESSION_ID.match(good)
+    for bad in ["t1", "../../etc", "0123456789abcdef0123456789abcdef", "web-0123456789ABCDEF0123456789ABCDEF",
+                "web-" + "0" * 33, "wx-0123456789abcdef0123456789abcdef"]:
         assert not widget.SESSION_ID.match(bad)
     assert widget._came_over_socketio(_events())
     assert not widget._came_over_socketio([UserUttered("你好", input_channel="rest")])
