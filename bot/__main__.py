@@ -16,6 +16,7 @@
   source, from the knowledge files (``--check``: exit 1 if the file is out of date; bot.legal_review);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
   (bot.nlu.blend_tuning; trains five NLU models);
+* ``agents`` issue, list and revoke the agent desk's per-agent credentials (bot.handoff.credentials);
 * ``bench``  start a stock Rasa baseline, then the project, put the same REST and NLU load on each and write
   msg/s, latency percentiles, RSS and start time side by side to ``reports/perf/`` (bot.bench.run).
 """
@@ -74,13 +75,12 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     model = ensure_model()
     token = load_or_create_token(PROJECT_ROOT / "var" / "auth_token")
-    extra_env = {}
-    if not os.environ.get("HANDOFF_AGENT_TOKENS"):
-        extra_env["HANDOFF_SHARED_SECRET"] = load_or_create_token(PROJECT_ROOT / "var" / "desk_secret",
-                                                                  "HANDOFF_SHARED_SECRET")
+    extra_env = {"HANDOFF_REFERENCE_KEY": load_or_create_token(PROJECT_ROOT / "var" / "reference_key",
+                                                               "HANDOFF_REFERENCE_KEY")}
+    session_key = load_or_create_token(PROJECT_ROOT / "var" / "session_key", "SESSION_TOKEN_KEY")
     config = ServerConfig(model=model, rasa_port=args.port, action_port=args.action_port, token=token,
                           endpoints=os.environ.get("ENDPOINTS", "endpoints.yml"), desk_port=args.desk_port,
-                          extra_env=extra_env)
+                          extra_env=extra_env, session_key=session_key)
     print("Starting the agent desk, the action server and the Rasa server (about 40 s)...")
     try:
         servers = start_servers(config)
@@ -90,8 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     url = servers.rasa_url
     wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
         "not configured: answers 503 until the WECHAT_* settings are set, see docs/channels/wechat.md"
-    desk_credentials = ("your token from $HANDOFF_AGENT_TOKENS" if os.environ.get("HANDOFF_AGENT_TOKENS")
-                        else "the secret in var/desk_secret (or $HANDOFF_SHARED_SECRET) and your name")
+    desk_credentials = "your own token (python -m bot agents issue <name>)"
     print(
         "\nThe assistant is running.\n"
         f"  Widget:    {url}/webhooks/widget/   (the bank-app chat page; embed demo: {url}/webhooks/widget/demo.html)\n"
@@ -108,6 +107,41 @@ def _run(args: argparse.Namespace) -> int:
     )
     supervise(servers)
     print("\nStopped.")
+    return 0
+
+
+def _agents(args: argparse.Namespace) -> int:
+    """``agents issue|list|revoke`` on the ticket store named by $HANDOFF_DATABASE_URL (default var/handoff.db)."""
+    from bot.db import make_engine, upgrade_database
+    from bot.handoff.config import DEFAULT_DATABASE_URL
+    from bot.handoff.credentials import CredentialError, CredentialStore
+
+    url = os.environ.get("HANDOFF_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = "sqlite:///" + str(PROJECT_ROOT / url[len("sqlite:///"):])
+    if url == DEFAULT_DATABASE_URL:
+        (PROJECT_ROOT / "var").mkdir(mode=0o700, exist_ok=True)
+    upgrade_database(url, "handoff")
+    engine = make_engine(url)
+    store = CredentialStore(engine)
+    try:
+        if args.agents_command == "issue":
+            token, credential = store.issue(args.name, args.role, args.days)
+            print(f"Issued {credential.id} to {credential.agent} ({credential.role}), valid until "
+                  f"{credential.expires_at:%Y-%m-%d %H:%M} UTC. The token, shown only now:\n{token}")
+        elif args.agents_command == "revoke":
+            revoked = store.revoke(credential=args.id, agent=args.name)
+            print("Revoked: " + ", ".join(f"{c.id} ({c.agent})" for c in revoked))
+        else:
+            now = store.clock()
+            for c in store.credentials(include_inactive=args.all):
+                state = "revoked" if c.revoked_at else ("expired" if now >= c.expires_at else "active")
+                print(f"{c.id}  {c.agent}  {c.role}  {state}  until {c.expires_at:%Y-%m-%d %H:%M} UTC")
+    except CredentialError as err:
+        print(f"Refused: {err}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
     return 0
 
 
@@ -205,6 +239,18 @@ def main(argv=None) -> int:
     bench.add_argument("--out", type=Path, default=None, help="output folder (default reports/perf)")
     bench.add_argument("--report-only", action="store_true",
                        help="measure nothing: render README.md and bench.png again from <out>/bench.json")
+    agents = commands.add_parser("agents", help="issue, list and revoke agent desk credentials")
+    agent_commands = agents.add_subparsers(dest="agents_command", required=True)
+    issue = agent_commands.add_parser("issue", help="issue a credential to one person; prints its token once")
+    issue.add_argument("name", help="the agent's name, as the desk shows and audits it")
+    issue.add_argument("--role", choices=("agent", "compliance"), default="agent")
+    issue.add_argument("--days", type=int, default=90, help="days until it expires (default 90, at most 366)")
+    revoke = agent_commands.add_parser("revoke", help="revoke a credential by id, or every one of an agent")
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--id", help="the credential's id (python -m bot agents list)")
+    target.add_argument("--name", help="revoke every active credential of this agent")
+    listing = agent_commands.add_parser("list", help="list the active credentials (never the tokens)")
+    listing.add_argument("--all", action="store_true", help="also revoked and expired ones")
     referrals = commands.add_parser("referrals", help="count referrals to official channels")
     referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
     args = parser.parse_args(argv)
@@ -219,6 +265,8 @@ def main(argv=None) -> int:
         return _run(args)
     if args.command == "health":
         return _health(args)
+    if args.command == "agents":
+        return _agents(args)
     if args.command == "legal-review":
         return _legal_review(args)
     if args.command == "referrals":

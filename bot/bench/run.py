@@ -242,8 +242,6 @@ def bench_project(clients: Sequence[int], duration_s: float, run_id: str,
     model = ensure_model(quiet=True)
     directory = Path(tempfile.mkdtemp(prefix="bot-bench-"))
     extra_env = {"WECHAT_STORE_URL": f"sqlite:///{directory / 'wechat.db'}", "RASA_TELEMETRY_ENABLED": "false"}
-    if not os.environ.get("HANDOFF_AGENT_TOKENS"):
-        extra_env["HANDOFF_SHARED_SECRET"] = secrets.token_urlsafe(24)
     token = secrets.token_urlsafe(24)
     config = ServerConfig(model=model, rasa_port=free_port(), action_port=free_port(), desk_port=free_port(),
                           token=token, endpoints=str(project_endpoints(directory)), log_dir=directory / "logs",

@@ -1,67 +1,68 @@
-"""Who may call the desk: agents (per-agent tokens, or one shared secret plus the agent's name), and the action
-server (one service token for the intake route).
+"""Who may call the desk: agents with their own credential (bot.handoff.credentials), and the action server (one
+service token for the intake route).
 
-Agent requests carry ``Authorization: Bearer <token>``. With per-agent tokens (``HANDOFF_AGENT_TOKENS``) the token
-names the agent. With the shared secret (``HANDOFF_SHARED_SECRET``) the agent also sends its display name in
-``X-Agent-Name``, percent-encoded UTF-8 (browsers cannot send raw Chinese in headers). Comparisons are
-constant-time. The name is what the audit table records and what the user sees when the agent joins.
+Agent requests carry ``Authorization: Bearer <token>``; the token is a per-agent credential, stored hashed, with
+a role and an expiry, and revocable. The agent's name and role come from the credential. ``X-Agent-Name`` is not
+a credential: a request that sends one naming anybody else is refused (HTTP 403), so that nobody can act under
+another agent's name. There is no shared secret: one secret for all agents cannot say who acted, and then the
+audit proves nothing (``HANDOFF_SHARED_SECRET`` and the plaintext ``HANDOFF_AGENT_TOKENS`` are refused at
+start-up, bot.handoff.config).
 
 The action server authenticates with the service token ``HANDOFF_INTAKE_TOKEN`` (:class:`ServiceAuth`). The
-two kinds never overlap: the settings refuse a service token equal to an agent credential, agent tokens are
-not accepted on the intake route, and the service token is not an agent credential.
+two kinds never overlap: agent credentials are not accepted on the intake route, and the service token is not
+an agent credential.
 """
 from __future__ import annotations
 
 import hmac
-import re
 import urllib.parse
-from typing import Mapping, Optional
+from typing import Optional, Sequence
 
-MAX_AGENT_NAME_CHARS = 32
-"""Longest accepted agent name."""
-
-RESERVED_NAMES = frozenset({"system", "bot", "user"})
-"""Names an agent may not use (they mark audit rows written by the bot and the desk itself)."""
-
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f<>]")
+from bot.handoff.credentials import Agent, CredentialRefused, CredentialStore
 
 
 class AuthError(Exception):
-    """The request is not from a known agent; the message says why (HTTP 401)."""
+    """The request is not from a known agent, or not allowed; the message says why. ``status`` is 401 (no valid
+    credential) or 403 (a valid credential that may not do this); ``agent`` and ``credential_id`` name the
+    credential when it was recognised (for the audit)."""
+
+    def __init__(self, message: str, status: int = 401, agent: Optional[str] = None,
+                 credential_id: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status, self.agent, self.credential_id = status, agent, credential_id
 
 
 class AgentAuth:
-    """Checks agent credentials. ``agent_tokens``: name -> token; ``shared_secret``: or one secret for all."""
+    """Checks agent credentials against ``credentials`` (the hashed per-agent store)."""
 
-    def __init__(self, agent_tokens: Mapping[str, str], shared_secret: Optional[str]) -> None:
-        self.agent_tokens = dict(agent_tokens)
-        self.shared_secret = shared_secret
+    def __init__(self, credentials: CredentialStore) -> None:
+        self.credentials = credentials
 
-    def authenticate(self, authorization: Optional[str], agent_name: Optional[str]) -> str:
-        """The agent's name for an ``Authorization`` header (and ``X-Agent-Name`` with the shared secret).
+    def authenticate(self, authorization: Optional[str], agent_name: Optional[str] = None,
+                     roles: Sequence[str] = ("agent",)) -> Agent:
+        """The agent of an ``Authorization: Bearer <token>`` header, if their role is one of ``roles``.
 
-        Raises AuthError for a missing or malformed header, an unknown token, or a missing or invalid name.
+        Raises AuthError: 401 for a missing or malformed header or a token that is unknown, revoked or expired;
+        403 when ``agent_name`` (the ``X-Agent-Name`` header, percent-encoded) names someone other than the
+        credential's agent, or the role is not allowed. Blocking (reads the store).
         """
         if not authorization or not authorization.startswith("Bearer "):
             raise AuthError("missing agent token: send 'Authorization: Bearer <token>'")
         token = authorization[len("Bearer "):].strip()
         if not token:
             raise AuthError("missing agent token")
-        for name, known in self.agent_tokens.items():
-            if hmac.compare_digest(known.encode(), token.encode()):
-                return name
-        if self.shared_secret and hmac.compare_digest(self.shared_secret.encode(), token.encode()):
-            return self._name(agent_name)
-        raise AuthError("wrong agent token")
-
-    @staticmethod
-    def _name(raw: Optional[str]) -> str:
-        name = urllib.parse.unquote(raw or "").strip()
-        if not name:
-            raise AuthError("with the shared secret, send your name in X-Agent-Name")
-        if len(name) > MAX_AGENT_NAME_CHARS or _BAD_NAME.search(name) or name.lower() in RESERVED_NAMES:
-            raise AuthError(f"X-Agent-Name must be 1-{MAX_AGENT_NAME_CHARS} printable characters")
-        return name
+        try:
+            agent = self.credentials.verify(token)
+        except CredentialRefused as err:
+            raise AuthError(f"{err.reason}: sign in with your own current token", 401, err.agent,
+                            err.credential_id) from err
+        claimed = urllib.parse.unquote(agent_name or "").strip()
+        if claimed and not hmac.compare_digest(claimed.encode("utf-8"), agent.name.encode("utf-8")):
+            raise AuthError("X-Agent-Name does not match your credential: the name comes from the credential",
+                            403, agent.name, agent.credential_id)
+        if agent.role not in roles:
+            raise AuthError(f"the role {agent.role!r} may not do this", 403, agent.name, agent.credential_id)
+        return agent
 
 
 class ServiceAuth:

@@ -6,8 +6,8 @@ the environment:
 =============================== ===========================================================================
 ``HANDOFF_CONFIG``              another YAML file instead of ``config/handoff.yml``
 ``HANDOFF_DATABASE_URL``        SQLAlchemy URL of the ticket store (default ``sqlite:///var/handoff.db``)
-``HANDOFF_AGENT_TOKENS``        per-agent tokens, ``name=token,name=token``
-``HANDOFF_SHARED_SECRET``       one secret for all agents (each then gives a name); ignored with tokens
+``HANDOFF_REFERENCE_KEY``       the key of the opaque references agents and the webhook see instead of sender ids
+                                (default: a random one per desk process; ``./scripts/run`` keeps one in var/)
 ``HANDOFF_INTAKE_TOKEN``        the action server's service token for ``POST /api/intake/tickets``
 ``HANDOFF_WEBHOOK_URL``         optional external desk receiving signed events
 ``HANDOFF_WEBHOOK_SECRET``      the HMAC-SHA256 key for the webhook (required with the URL)
@@ -17,12 +17,17 @@ the environment:
 ``RASA_URL``, ``RASA_AUTH_TOKEN``  the Rasa server's HTTP API, used by the desk
 =============================== ===========================================================================
 
+Agents sign in with per-agent credentials issued by ``python -m bot agents issue`` into the ticket store
+(bot.handoff.credentials). ``HANDOFF_AGENT_TOKENS`` (plaintext name=token pairs) and ``HANDOFF_SHARED_SECRET``
+(one secret for all, the name in a header) are refused: neither is hashed, expires or says who acted.
+
 These are the desk's settings. The action server reads only ``HANDOFF_DESK_URL`` and ``HANDOFF_INTAKE_TOKEN``
 (bot.handoff.intake): the desk owns the tickets and the opening hours.
 """
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
@@ -75,8 +80,8 @@ class HandoffSettings(BaseModel):
 
     opening_hours: OpeningHours
     database_url: str = DEFAULT_DATABASE_URL
-    agent_tokens: Dict[str, str] = {}
-    shared_secret: Optional[str] = None
+    reference_key: str = ""
+    """Key of the opaque references shown instead of sender ids (bot.handoff.store.reference)."""
     intake_token: Optional[str] = None
     webhook_url: Optional[str] = None
     webhook_secret: Optional[str] = None
@@ -101,43 +106,18 @@ class HandoffSettings(BaseModel):
 
     __str__ = __repr__
 
-    @property
-    def auth_configured(self) -> bool:
-        """True if agents can authenticate (per-agent tokens or a shared secret)."""
-        return bool(self.agent_tokens) or bool(self.shared_secret)
+
+REFUSED_VARIABLES = ("HANDOFF_AGENT_TOKENS", "HANDOFF_SHARED_SECRET")
+"""Credentials of earlier releases that are no longer accepted (see the module docstring)."""
 
 
-def parse_agent_tokens(text: str) -> Dict[str, str]:
-    """``"王敏=tok1,李强=tok2"`` -> ``{"王敏": "tok1", "李强": "tok2"}``.
-
-    Raises HandoffConfigError for an entry without ``=``, an empty name or token, a token shorter than 16
-    characters, or a name or token given twice.
-    """
-    tokens: Dict[str, str] = {}
-    for entry in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, token = entry.partition("=")
-        name, token = name.strip(), token.strip()
-        if not sep or not name or not token:
-            raise HandoffConfigError("HANDOFF_AGENT_TOKENS entries must look like name=token")
-        if len(token) < MIN_TOKEN_CHARS:
-            raise HandoffConfigError(f"HANDOFF_AGENT_TOKENS: the token of {name!r} is shorter than "
-                                     f"{MIN_TOKEN_CHARS} characters")
-        if name in tokens or token in tokens.values():
-            raise HandoffConfigError(f"HANDOFF_AGENT_TOKENS: {name!r} or its token is given twice")
-        tokens[name] = token
-    return tokens
-
-
-def _intake_token(env: Mapping[str, str], agent_tokens: Mapping[str, str],
-                  shared_secret: Optional[str]) -> Optional[str]:
-    """The service token, checked here so that an agent credential can never double as it."""
+def _intake_token(env: Mapping[str, str]) -> Optional[str]:
+    """The service token, checked here so that it can never double as Rasa's token."""
     token = (env.get("HANDOFF_INTAKE_TOKEN") or "").strip() or None
     if token is None:
         return None
     if len(token) < MIN_TOKEN_CHARS:
         raise HandoffConfigError(f"HANDOFF_INTAKE_TOKEN is shorter than {MIN_TOKEN_CHARS} characters")
-    if token in agent_tokens.values() or token == shared_secret:
-        raise HandoffConfigError("HANDOFF_INTAKE_TOKEN must differ from every agent credential")
     if token == (env.get("RASA_AUTH_TOKEN") or "").strip():
         raise HandoffConfigError("HANDOFF_INTAKE_TOKEN must differ from RASA_AUTH_TOKEN")
     return token
@@ -182,14 +162,15 @@ def load_settings(env: Optional[Mapping[str, str]] = None) -> HandoffSettings:
     webhook_secret = env.get("HANDOFF_WEBHOOK_SECRET") or None
     if webhook_url and not webhook_secret:
         raise HandoffConfigError("HANDOFF_WEBHOOK_URL is set but HANDOFF_WEBHOOK_SECRET is not")
-    agent_tokens = parse_agent_tokens(env.get("HANDOFF_AGENT_TOKENS", ""))
-    shared_secret = env.get("HANDOFF_SHARED_SECRET") or None
+    for name in REFUSED_VARIABLES:
+        if env.get(name):
+            raise HandoffConfigError(f"{name} is no longer accepted: issue each agent their own credential with "
+                                     "python -m bot agents issue <name> (docs/handoff.md)")
     return HandoffSettings(
         opening_hours=hours,
         database_url=_absolute_sqlite(env.get("HANDOFF_DATABASE_URL") or DEFAULT_DATABASE_URL),
-        agent_tokens=agent_tokens,
-        shared_secret=shared_secret,
-        intake_token=_intake_token(env, agent_tokens, shared_secret),
+        reference_key=(env.get("HANDOFF_REFERENCE_KEY") or "").strip() or secrets.token_urlsafe(32),
+        intake_token=_intake_token(env),
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         webhook_max_attempts=file_settings.webhook_max_attempts,

@@ -8,6 +8,7 @@ All times are naive UTC ``DateTime`` values (SQLite has no time zones; PostgreSQ
 * ``handoff_notes``: internal notes by agents (never shown to the user).
 * ``handoff_audit``: every desk action: who (``agent``), when (``at``), what (``action`` and ``detail``).
 * ``handoff_webhook_deliveries``: the outgoing webhook's outbox, with attempts, errors and outcome.
+* ``handoff_agent_credentials``: per-agent sign-in credentials, hashed, with role, expiry and revocation.
 """
 from __future__ import annotations
 
@@ -81,3 +82,17 @@ webhook_deliveries = Table(
     Column("delivered_at", DateTime, nullable=True),
     Index("ix_handoff_webhook_due", "status", "next_attempt_at"),
 )
+
+agent_credentials = Table(
+    "handoff_agent_credentials",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("agent", String(64), nullable=False, index=True),
+    Column("role", String(16), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("token_hash", String(128), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
+)
+"""Per-agent credentials (bot.handoff.credentials): only a scrypt hash of each token is stored."""

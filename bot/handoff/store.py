@@ -23,6 +23,9 @@ Only ``queued`` and ``claimed`` hold the conversation paused.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -56,6 +59,9 @@ OUTCOMES = {
     "user_left": "用户不再等待人工",
 }
 """Outcome code -> Chinese label on the desk. Closing needs one of these codes."""
+
+UNKNOWN_AGENT = "unknown"
+"""The ``agent`` of audit rows for refused requests whose credential named nobody."""
 
 SYSTEM_AGENT = "system"
 """The ``agent`` of audit rows written by the bot or the desk's own timers."""
@@ -137,10 +143,13 @@ class Ticket:
         """True while the conversation is paused for a person (queued or claimed)."""
         return self.status in (QUEUED, CLAIMED)
 
-    def to_dict(self, include_transcript: bool = True) -> Dict[str, Any]:
-        """JSON-ready mapping (times as ISO strings with Z); without the transcript when asked."""
+    def to_dict(self, include_transcript: bool = True, reference: Optional[str] = None) -> Dict[str, Any]:
+        """JSON-ready mapping (times as ISO strings with Z) for agents and the webhook: never the sender id (which
+        names the conversation), but ``reference`` (TicketStore.reference) in its place; without the transcript
+        when asked."""
         data = {key: (iso(value) if isinstance(value, dt.datetime) else value)
-                for key, value in asdict(self).items()}
+                for key, value in asdict(self).items() if key != "sender_id"}
+        data["reference"] = reference
         if not include_transcript:
             data.pop("transcript")
         return data
@@ -194,6 +203,11 @@ class Delivery:
     delivered_at: Optional[dt.datetime]
 
 
+def reference_for(key: bytes, sender_id: str) -> str:
+    """``ref-`` and the first 16 hex digits of HMAC-SHA256(``key``, sender id): see TicketStore.reference."""
+    return "ref-" + hmac.new(key, sender_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
 def _ticket(row: Any) -> Ticket:
     return Ticket(**{column.name: row._mapping[column.name] for column in tickets.columns})
 
@@ -202,22 +216,34 @@ class TicketStore:
     """Ticket operations over one engine. Thread-safe (each call uses its own connection).
 
     ``webhook_enabled``: also write an outbox row for every event (delivered by bot.handoff.notifier).
-    ``clock``: returns naive UTC now (injectable for tests).
+    ``clock``: returns naive UTC now (injectable for tests). ``reference_key``: the key of :meth:`reference`
+    (default: a random one, so references are stable for this store object only).
     """
 
     def __init__(self, engine: Engine, webhook_enabled: bool = False,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow, reference_key: Optional[str] = None) -> None:
         self.engine = engine
         self.webhook_enabled = webhook_enabled
         self.clock = clock
+        self._reference_key = (reference_key or secrets.token_urlsafe(32)).encode("utf-8")
 
     @classmethod
-    def from_url(cls, url: str, webhook_enabled: bool = False) -> TicketStore:
+    def from_url(cls, url: str, webhook_enabled: bool = False, reference_key: Optional[str] = None) -> TicketStore:
         """A store on a new engine for ``url``.
 
         The schema must be migrated first: ``bot.db.upgrade_database(url, "handoff")``.
         """
-        return cls(make_engine(url), webhook_enabled=webhook_enabled)
+        return cls(make_engine(url), webhook_enabled=webhook_enabled, reference_key=reference_key)
+
+    def reference(self, sender_id: str) -> str:
+        """The opaque reference agents and the webhook see for a conversation instead of its sender id: ``ref-``
+        and 16 hex digits of HMAC-SHA256 (reference key) of the sender. The same person's tickets share it; it
+        cannot be turned back into the sender id, so it opens no conversation."""
+        return reference_for(self._reference_key, sender_id)
+
+    def view(self, ticket: Ticket, include_transcript: bool = True) -> Dict[str, Any]:
+        """``ticket.to_dict`` with its reference: what agents and the webhook may see."""
+        return ticket.to_dict(include_transcript, reference=self.reference(ticket.sender_id))
 
     # ----- helpers -----------------------------------------------------------------------------------
     def _audit(self, conn: Connection, agent: str, action: str, ticket_id: Optional[str],
@@ -230,7 +256,7 @@ class TicketStore:
         if not self.webhook_enabled:
             return
         now = self.clock()
-        payload = {"event": event, "at": iso(now), "ticket": ticket.to_dict(include_transcript),
+        payload = {"event": event, "at": iso(now), "ticket": self.view(ticket, include_transcript),
                    "detail": detail or {}}
         conn.execute(insert(webhook_deliveries).values(
             event=event, ticket_id=ticket.id, payload=payload, status="pending", attempts=0,
@@ -529,6 +555,18 @@ class TicketStore:
             ticket = self._fetch(conn, ticket_id)
             self._audit(conn, agent, "view", ticket_id)
             return ticket
+
+    def record_read(self, agent: str, action: str, ticket_id: Optional[str] = None,
+                    detail: Optional[Dict[str, Any]] = None) -> None:
+        """Audit a desk read (``queue``, ``transcript``, ``audit_read``, ...) by ``agent``."""
+        with self.engine.begin() as conn:
+            self._audit(conn, agent, action, ticket_id, detail)
+
+    def record_refusal(self, agent: Optional[str], detail: Dict[str, Any]) -> None:
+        """Audit a refused desk request (``refused``): ``agent`` the credential's name when it was recognised,
+        else ``unknown``; ``detail`` says what was asked and why it was refused (never the token)."""
+        with self.engine.begin() as conn:
+            self._audit(conn, agent or UNKNOWN_AGENT, "refused", None, detail)
 
     def audit_log(self, ticket_id: Optional[str] = None, limit: int = 500) -> List[AuditEntry]:
         """Audit rows, newest first, optionally of one ticket."""

@@ -19,7 +19,7 @@ import pytest
 import socketio
 
 from bot.ops.servers import ServerConfig, free_port, start_servers
-from tests.support.handoff import AGENT_TOKENS, always_open_config, call
+from tests.support.handoff import AGENT_TOKENS, REFERENCE_KEY, always_open_config, call, issue_agents, reference_of
 from tests.support.servers import TEST_TOKEN, joined_text, rest_say, write_sqlite_endpoints
 
 pytestmark = pytest.mark.e2e
@@ -38,12 +38,14 @@ def e2e_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(trained_model, e2e_dir):
+    handoff_db = f"sqlite:///{e2e_dir / 'handoff.db'}"
+    issue_agents(handoff_db)
     config = ServerConfig(
         model=trained_model, rasa_port=free_port(), action_port=free_port(), desk_port=free_port(),
         token=TEST_TOKEN, endpoints=str(write_sqlite_endpoints(e2e_dir)), log_dir=e2e_dir / "logs",
-        handoff_database_url=f"sqlite:///{e2e_dir / 'handoff.db'}",
+        handoff_database_url=handoff_db,
         extra_env={"HANDOFF_CONFIG": str(always_open_config(e2e_dir, claim_timeout_seconds=3600)),
-                   "HANDOFF_AGENT_TOKENS": ",".join(f"{n}={t}" for n, t in AGENT_TOKENS.items())},
+                   "HANDOFF_REFERENCE_KEY": REFERENCE_KEY},
     )
     running = start_servers(config)
     yield running
@@ -57,34 +59,52 @@ def desk(servers, method: str, path: str, body: Any = None):
     return answer
 
 
+SESSIONS: Dict[str, str] = {}
+"""A test's label for a socket conversation -> the sender id the server gave it at ``session_confirm``."""
+
+
+def sender_of(label: str) -> str:
+    """The sender id behind a SocketUser's label (a REST sender is its own label)."""
+    return SESSIONS.get(label, label)
+
+
 def ticket_of(servers, sender: str) -> Dict[str, Any]:
-    """The open ticket of ``sender`` from the desk's queue (fails if there is none)."""
-    tickets = [t for t in desk(servers, "GET", "/api/tickets")["tickets"] if t["sender_id"] == sender]
+    """The open ticket of ``sender`` (a sender or a SocketUser label) from the desk's queue, found by its opaque
+    reference, since the desk never shows sender ids (fails if there is none)."""
+    reference = reference_of(sender_of(sender))
+    tickets = [t for t in desk(servers, "GET", "/api/tickets")["tickets"] if t["reference"] == reference]
     assert len(tickets) == 1, tickets
     return tickets[0]
 
 
 def rasa_tracker(servers, sender: str) -> Dict[str, Any]:
     """The conversation as Rasa stores it (HTTP API with the token)."""
-    url = f"{servers.rasa_url}/conversations/{sender}/tracker?token={TEST_TOKEN}"
+    url = f"{servers.rasa_url}/conversations/{sender_of(sender)}/tracker?token={TEST_TOKEN}"
     with urllib.request.urlopen(url, timeout=30) as answer:
         return json.loads(answer.read())
 
 
 class SocketUser:
-    """A bank-app user on the socketio channel: one persistent session that records every bot_uttered."""
+    """A bank-app user on the socketio channel: one persistent session that records every bot_uttered. The
+    server names the conversation at ``session_confirm``; ``label`` is the test's name for it (SESSIONS)."""
 
-    def __init__(self, url: str, session_id: str) -> None:
-        self.url, self.session_id = url, session_id
+    def __init__(self, url: str, label: str, token: str = "") -> None:
+        self.url, self.label, self.session_id, self.token = url, label, "", token
         self.client = socketio.AsyncClient(reconnection=False)
         self.received: List[Dict[str, Any]] = []
         self.client.on("bot_uttered", self.received.append)
 
     async def __aenter__(self) -> SocketUser:
         confirmed = asyncio.Event()
-        self.client.on("session_confirm", lambda data: confirmed.set())
+
+        def on_confirm(data: Dict[str, Any]) -> None:
+            self.session_id = SESSIONS[self.label] = data["session_id"]
+            self.token = data["session_token"]
+            confirmed.set()
+
+        self.client.on("session_confirm", on_confirm)
         await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io")
-        await self.client.emit("session_request", {"session_id": self.session_id})
+        await self.client.emit("session_request", {"session_token": self.token} if self.token else {})
         await asyncio.wait_for(confirmed.wait(), timeout=10)
         return self
 
@@ -104,7 +124,7 @@ class SocketUser:
     async def say(self, text: str, predicate=lambda messages: bool(messages)) -> List[Dict[str, Any]]:
         """Send ``text`` and return what the bot sent until ``predicate`` holds."""
         start = len(self.received)
-        await self.client.emit("user_uttered", {"message": text, "session_id": self.session_id})
+        await self.client.emit("user_uttered", {"message": text})
         return await self.wait_for(predicate, start)
 
 
@@ -138,7 +158,7 @@ def test_socketio_user_is_handed_to_an_agent_and_back_to_the_bot(servers):
 
             # While paused, the user's message reaches the transcript and the bot stays silent.
             start = len(user.received)
-            await user.client.emit("user_uttered", {"message": "请问多久能有人回复我？", "session_id": session})
+            await user.client.emit("user_uttered", {"message": "请问多久能有人回复我？"})
             await asyncio.sleep(QUIET_SECONDS)
             assert user.received[start:] == [], "the paused bot answered"
             live = await asyncio.to_thread(desk, servers, "GET", f"/api/tickets/{ticket['id']}/transcript")
@@ -186,7 +206,8 @@ def test_distress_over_rest_is_a_follow_up_record_first_with_the_hotlines_and_ne
     assert "我已经为您转接人工客服" not in text and "在这里回复您" not in text
     assert any(m.get("custom", {}).get("status") == "follow_up" for m in reply)
     first = desk(servers, "GET", "/api/tickets")["tickets"][0]
-    assert first["sender_id"] == "handoff-distress-1" and first["priority"] == 1 and first["reason"] == "distress"
+    assert "sender_id" not in first and first["reference"] == reference_of("handoff-distress-1")
+    assert first["priority"] == 1 and first["reason"] == "distress"
     assert first["status"] == "follow_up"
     assert rasa_tracker(servers, "handoff-distress-1")["paused"] is False
     assert joined_text(rest_say(servers, "handoff-distress-1", "征信上的逾期记录要保存多久"))  # the bot answers
@@ -266,4 +287,10 @@ def test_agent_claims_replies_and_closes_on_the_desk_page(servers, chromium, e2e
     assert stored["status"] == "closed" and stored["outcome"] == "resolved"
     events = rasa_tracker(servers, sender)["events"]
     assert any(e["event"] == "bot" and e.get("text") == "您好，我是王敏，请问您遇到了什么困难？" for e in events)
-    assert "请不要在对话中发送身份证号" in joined_text(rest_say(servers, sender, "你好"))  # the bot is back
+
+    async def back() -> str:  # the widget reopened with its session token: the same conversation, the bot back
+        async with SocketUser(servers.rasa_url, sender, token=user.token) as again:
+            assert again.session_id == user.session_id
+            return _texts(await again.say("你好"))
+
+    assert "请不要在对话中发送身份证号" in asyncio.run(back())  # REST may not write to a widget conversation

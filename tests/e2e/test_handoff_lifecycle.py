@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from bot.ops.servers import LOOPBACK, ServerConfig, free_port, server_environment, start_servers
-from tests.e2e.test_handoff import SocketUser, _payloads, _texts
-from tests.support.handoff import AGENT_TOKENS, always_open_config, call
+from tests.e2e.test_handoff import SocketUser, _payloads, _texts, sender_of
+from tests.support.handoff import AGENT_TOKENS, REFERENCE_KEY, always_open_config, call, issue_agents, reference_of
 from tests.support.servers import TEST_TOKEN, joined_text, rest_say, write_sqlite_endpoints
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +42,7 @@ def lifecycle_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def servers(trained_model, lifecycle_dir):
+    issue_agents(f"sqlite:///{lifecycle_dir / 'handoff.db'}")
     config = ServerConfig(
         model=trained_model, rasa_port=free_port(), action_port=free_port(), desk_port=free_port(),
         token=TEST_TOKEN, endpoints=str(write_sqlite_endpoints(lifecycle_dir)), log_dir=lifecycle_dir / "logs",
@@ -49,7 +50,7 @@ def servers(trained_model, lifecycle_dir):
         intake_token="lifecycle-intake-token-0123456789",
         extra_env={"HANDOFF_CONFIG": str(always_open_config(lifecycle_dir, claim_timeout_seconds=3600,
                                                             agent_silence_seconds=SILENCE_SECONDS)),
-                   "HANDOFF_AGENT_TOKENS": ",".join(f"{n}={t}" for n, t in AGENT_TOKENS.items())},
+                   "HANDOFF_REFERENCE_KEY": REFERENCE_KEY},
     )
     running = start_servers(config)
     yield running
@@ -64,15 +65,16 @@ def desk(servers, method: str, path: str, body: Any = None) -> Dict[str, Any]:
 
 
 def ticket_of(servers, sender: str, include_closed: bool = False) -> Dict[str, Any]:
-    """``sender``'s ticket from the desk's queue."""
+    """``sender``'s (a sender or a SocketUser label) ticket from the desk's queue, by its opaque reference."""
     query = "?include_closed=1" if include_closed else ""
-    (ticket,) = [t for t in desk(servers, "GET", "/api/tickets" + query)["tickets"] if t["sender_id"] == sender]
+    reference = reference_of(sender_of(sender))
+    (ticket,) = [t for t in desk(servers, "GET", "/api/tickets" + query)["tickets"] if t["reference"] == reference]
     return ticket
 
 
 def paused(servers, sender: str) -> bool:
     """Whether Rasa holds ``sender``'s conversation paused (HTTP API)."""
-    url = f"{servers.rasa_url}/conversations/{sender}/tracker?token={TEST_TOKEN}"
+    url = f"{servers.rasa_url}/conversations/{sender_of(sender)}/tracker?token={TEST_TOKEN}"
     with urllib.request.urlopen(url, timeout=30) as answer:
         return bool(json.loads(answer.read())["paused"])
 
@@ -108,7 +110,7 @@ def test_distress_with_an_agent_on_duty_is_paused_answered_by_the_agent_and_back
             await user.wait_for(lambda m: bool(_payloads(m, "agent_message")), start)
 
             start = len(user.received)
-            await user.client.emit("user_uttered", {"message": "欠了很多钱，催收天天打电话", "session_id": session})
+            await user.client.emit("user_uttered", {"message": "欠了很多钱，催收天天打电话"})
             await asyncio.sleep(4)
             assert user.received[start:] == [], "the bot talked over the agent"
             live = await asyncio.to_thread(desk, servers, "GET", f"/api/tickets/{ticket['id']}/transcript")
@@ -183,7 +185,7 @@ def test_danger_while_queued_is_answered_at_once_and_put_first_for_the_agents(se
 
     asyncio.run(scenario())
     first = desk(servers, "GET", "/api/tickets")["tickets"][0]
-    assert first["sender_id"] == session and first["priority"] == 1
+    assert first["reference"] == reference_of(sender_of(session)) and first["priority"] == 1
     assert first["alert_text"] == sentence and first["alert_at"]
     assert paused(servers, session)  # still waiting for the agent, who now sees it first
 
@@ -205,7 +207,7 @@ def test_an_agent_reply_to_a_widget_that_is_gone_is_reported_as_not_delivered(se
     assert status == 502 and answer["delivered"] is False and "not delivered" in answer["error"], (status, answer)
     audit = desk(servers, "GET", f"/api/audit?ticket_id={ticket_id}")["entries"]
     assert "reply_undelivered" in [e["action"] for e in audit] and "reply" not in [e["action"] for e in audit]
-    url = f"{servers.rasa_url}/conversations/{session}/tracker?token={TEST_TOKEN}"
+    url = f"{servers.rasa_url}/conversations/{sender_of(session)}/tracker?token={TEST_TOKEN}"
     with urllib.request.urlopen(url, timeout=30) as stored:
         texts = [e.get("text") or "" for e in json.loads(stored.read())["events"] if e["event"] == "bot"]
     assert any(f"人工客服{WANG}已接入" in t for t in texts) and "您好，还在吗？" not in texts

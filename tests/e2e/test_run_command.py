@@ -29,14 +29,24 @@ def _port_open(port: int) -> bool:
         return False
 
 
+def _issue_agent(database_url: str, name: str) -> str:
+    """A desk credential issued with the command the README gives (``python -m bot agents issue``); its token."""
+    issued = subprocess.run([sys.executable, "-m", "bot", "agents", "issue", name], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HANDOFF_DATABASE_URL": database_url})
+    assert issued.returncode == 0, issued.stdout + issued.stderr
+    return issued.stdout.strip().splitlines()[-1]
+
+
 def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
     rasa_port, action_port, desk_port = free_port(), free_port(), free_port()
+    agent_token = _issue_agent(f"sqlite:///{tmp_path / 'handoff.db'}", "值班客服")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--port", str(rasa_port), "--action-port", str(action_port),
          "--desk-port", str(desk_port)],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
-             "RASA_AUTH_TOKEN": "run-test-token", "HANDOFF_SHARED_SECRET": "run-desk-secret",
+             "RASA_AUTH_TOKEN": "run-test-token",
              "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}"},
     )
     output = []
@@ -62,9 +72,10 @@ def test_run_serves_and_ctrl_c_stops_all_servers(trained_model, tmp_path):
         with urllib.request.urlopen(widget, timeout=10) as answer:
             assert answer.status == 200 and "债务咨询助手" in answer.read().decode("utf-8")
         assert any(f"Agent desk: http://127.0.0.1:{desk_port}/" in line for line in output), "".join(output)
-        status, me = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token="run-desk-secret",
-                          agent_name="值班客服")
+        status, me = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token=agent_token)
         assert status == 200 and me["agent"] == "值班客服"
+        status, _ = call("GET", f"http://127.0.0.1:{desk_port}/api/me", token=agent_token, agent_name="别人")
+        assert status == 403, "the name comes from the credential, not from X-Agent-Name"
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -96,7 +107,7 @@ def test_run_restarts_a_killed_action_server_within_seconds(trained_model, tmp_p
          "--desk-port", str(free_port())],
         cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**{k: v for k, v in os.environ.items() if not k.startswith("WECHAT_")},
-             "RASA_AUTH_TOKEN": "run-test-token", "HANDOFF_SHARED_SECRET": "run-desk-secret",
+             "RASA_AUTH_TOKEN": "run-test-token",
              "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}"},
     )
     output = []

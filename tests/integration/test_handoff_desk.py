@@ -23,14 +23,15 @@ from bot.handoff.store import CLAIMED, CLOSED, QUEUED, NewTicket, TicketStore
 from bot.ops.servers import LOOPBACK
 from tests.support.handoff import (
     AGENT_TOKENS,
+    COMPLIANCE_TOKEN,
     INTAKE_TOKEN,
     RASA_TOKEN,
-    SHARED_SECRET,
     DeskProcess,
     FakeRasa,
     WebhookReceiver,
     always_open_config,
     call,
+    reference_of,
 )
 
 WANG, LI = "王敏", "李强"
@@ -39,8 +40,7 @@ WANG_TOKEN, LI_TOKEN = AGENT_TOKENS[WANG], AGENT_TOKENS[LI]
 
 def _env(tmp, database_url, rasa, **extra):
     return {"HANDOFF_CONFIG": str(always_open_config(tmp)), "HANDOFF_DATABASE_URL": database_url,
-            "HANDOFF_AGENT_TOKENS": ",".join(f"{n}={t}" for n, t in AGENT_TOKENS.items()),
-            "HANDOFF_SHARED_SECRET": SHARED_SECRET, "RASA_URL": rasa.url, "RASA_AUTH_TOKEN": RASA_TOKEN, **extra}
+            "RASA_URL": rasa.url, "RASA_AUTH_TOKEN": RASA_TOKEN, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +95,19 @@ def test_health_page_and_script_are_served(desk):
     assert status == 200 and "/api/tickets" in script
 
 
-def test_agents_sign_in_with_their_token_or_the_shared_secret_and_a_name(desk):
-    assert _api(desk, "GET", "/api/me")[1]["agent"] == WANG
-    assert _api(desk, "GET", "/api/me", token=SHARED_SECRET, name="赵丽")[1]["agent"] == "赵丽"
+def test_agents_sign_in_with_their_own_credential_and_the_name_comes_from_it(desk):
+    assert _api(desk, "GET", "/api/me")[1] | {"outcomes": None, "slot_labels": None} == {
+        "agent": WANG, "role": "agent", "outcomes": None, "slot_labels": None, "max_reply_chars": 1000}
+    assert _api(desk, "GET", "/api/me", token=LI_TOKEN, name=LI)[1]["agent"] == LI  # the own name: harmless
+
+
+def test_no_sender_id_reaches_the_agents_only_the_ticket_id_and_an_opaque_reference(desk, store):
+    ticket = _ticket(store)
+    queued = next(t for t in _api(desk, "GET", "/api/tickets")[1]["tickets"] if t["id"] == ticket.id)
+    opened = _api(desk, "GET", f"/api/tickets/{ticket.id}")[1]["ticket"]
+    for view in (queued, opened):
+        assert "sender_id" not in view and ticket.sender_id not in json.dumps(view, ensure_ascii=False)
+        assert view["reference"] == reference_of(ticket.sender_id) != ticket.sender_id
 
 
 def test_queue_lists_open_tickets_by_priority_then_age(desk, store):
@@ -152,14 +162,20 @@ def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
 
     entries = _api(desk, "GET", f"/api/audit?ticket_id={ticket.id}")[1]["entries"]
     assert [(e["agent"], e["action"]) for e in reversed(entries)] == [
-        ("system", "create"), (WANG, "view"), (WANG, "claim"), (WANG, "reply"), (LI, "note"), (WANG, "close")]
+        ("system", "create"), (WANG, "view"), (WANG, "claim"), (WANG, "reply"), (LI, "note"),
+        (WANG, "transcript"), (WANG, "close"), (WANG, "audit_read")]  # reads are audited too
     assert all(e["at"].endswith("Z") for e in entries)
 
 
 def _unchanged(store, rasa, action):
+    """Run ``action``; assert it changed nothing but the audit of refusals (bot.handoff.desk.agent_api)."""
     before_counts, before_rasa = store.counts(), json.dumps(rasa.appended, sort_keys=True)
+    last_audit = max((e.id for e in store.audit_log(limit=1)), default=0)
     status, body = action()
-    assert store.counts() == before_counts, "a refused request changed the database"
+    after = store.counts()
+    assert {k: v for k, v in after.items() if k != "handoff_audit"} == {
+        k: v for k, v in before_counts.items() if k != "handoff_audit"}, "a refused request changed the database"
+    assert {e.action for e in store.audit_log(limit=50) if e.id > last_audit} <= {"refused"}
     assert json.dumps(rasa.appended, sort_keys=True) == before_rasa, "a refused request reached the user"
     return status, body
 
@@ -198,7 +214,8 @@ def test_replies_need_the_claim_of_the_same_agent(desk, store, rasa):
 
 
 @pytest.mark.parametrize("token, name", [
-    (None, None), ("wrong-token-0123456789", None), (SHARED_SECRET, None), ("", None),
+    (None, None), ("wrong-token-0123456789", None), ("shared-desk-secret-0123456789", "赵丽"), ("", None),
+    ("dhk_" + "x" * 43, WANG),
 ])
 def test_a_missing_or_wrong_agent_token_gets_401(desk, store, rasa, token, name):
     ticket = _ticket(store)
@@ -208,7 +225,7 @@ def test_a_missing_or_wrong_agent_token_gets_401(desk, store, rasa, token, name)
                                ("POST", f"/api/tickets/{ticket.id}/close", {"outcome": "resolved"})]:
         status, answer = _unchanged(store, rasa, lambda method=method, path=path, body=body: _api(
             desk, method, path, body, token=token, name=name))
-        assert status == 401 and ("token" in answer["error"] or "X-Agent-Name" in answer["error"])
+        assert status == 401 and ("token" in answer["error"] or "credential" in answer["error"])
     assert store.get(ticket.id).status == QUEUED
 
 
@@ -330,6 +347,9 @@ def test_unclaimed_tickets_go_back_to_the_bot_silent_agents_are_released_and_web
         for headers, body in receiver.received:
             assert verify_signature("hook-secret-0123", headers["X-Handoff-Timestamp"], body,
                                     headers["X-Handoff-Signature"])
+            payload = json.loads(body)  # the external desk gets the ticket id and a reference, never the sender
+            assert "sender_id" not in payload["ticket"] and payload["ticket"]["reference"].startswith("ref-")
+            assert not any(t.sender_id in body.decode("utf-8") for t in (plain, distress, held))
     finally:
         desk.stop()
         receiver.stop()
@@ -376,7 +396,7 @@ def test_the_action_server_hands_a_ticket_over_with_the_service_token(desk, stor
     assert store.get(first.ticket_id).priority == 1 and store.get(first.ticket_id).transcript[0]["text"] == "还在吗"
     assert [(e.agent, e.action) for e in reversed(store.audit_log(first.ticket_id))] == [
         ("system", "create"), ("system", "refresh")]
-    queued = [t for t in _api(desk, "GET", "/api/tickets")[1]["tickets"] if t["sender_id"] == sender]
+    queued = [t for t in _api(desk, "GET", "/api/tickets")[1]["tickets"] if t["reference"] == reference_of(sender)]
     assert [t["id"] for t in queued] == [first.ticket_id]
 
 
@@ -477,7 +497,7 @@ def test_a_reply_the_channel_could_not_deliver_is_reported_as_not_delivered(desk
     assert rest.sender_id not in rasa.appended  # nothing was sent, not even the join notice
 
 
-@pytest.mark.parametrize("token", [None, "", "wrong-intake-token-0123456789", WANG_TOKEN, SHARED_SECRET])
+@pytest.mark.parametrize("token", [None, "", "wrong-intake-token-0123456789", WANG_TOKEN, COMPLIANCE_TOKEN])
 def test_the_intake_route_takes_only_the_service_token(desk, store, rasa, token):
     body = _new_ticket(f"intake-refused-{next(_counter)}").to_json()
     status, answer = _unchanged(store, rasa, lambda: call("POST", desk.url + INTAKE_PATH, body, token=token,
@@ -491,7 +511,7 @@ def test_the_service_token_is_not_an_agent_credential(desk, store, rasa):
     for name in (None, "赵丽"):
         status, answer = _unchanged(store, rasa, lambda name=name: _api(desk, "GET", "/api/tickets",
                                                                         token=INTAKE_TOKEN, name=name))
-        assert status == 401 and "wrong agent token" in answer["error"]
+        assert status == 401 and "unknown credential" in answer["error"]
 
 
 @pytest.mark.parametrize("raw, reason", [
@@ -557,4 +577,89 @@ def test_the_desk_refuses_to_start_without_an_intake_token(tmp_path, database_ur
     with pytest.raises(RuntimeError, match="HANDOFF_INTAKE_TOKEN"):
         DeskProcess(_env(tmp_path, database_url, rasa, HANDOFF_INTAKE_TOKEN=""), tmp_path / "desk.log")
     with pytest.raises(RuntimeError, match="HANDOFF_INTAKE_TOKEN must differ"):
-        DeskProcess(_env(tmp_path, database_url, rasa, HANDOFF_INTAKE_TOKEN=WANG_TOKEN), tmp_path / "desk2.log")
+        DeskProcess(_env(tmp_path, database_url, rasa, HANDOFF_INTAKE_TOKEN=RASA_TOKEN + "-0123456789",
+                         RASA_AUTH_TOKEN=RASA_TOKEN + "-0123456789"), tmp_path / "desk2.log")
+
+
+@pytest.mark.parametrize("variable", ["HANDOFF_SHARED_SECRET", "HANDOFF_AGENT_TOKENS"])
+def test_the_desk_refuses_to_start_with_a_shared_secret_or_plaintext_tokens(tmp_path, database_url, rasa, variable):
+    with pytest.raises(RuntimeError, match=f"{variable} is no longer accepted"):
+        DeskProcess(_env(tmp_path, database_url, rasa, **{variable: "王敏=shared-desk-secret-0123456789"}),
+                    tmp_path / "desk.log")
+
+
+def _refusals(store, since):
+    return [e for e in store.audit_log(limit=100) if e.id > since and e.action == "refused"]
+
+
+def _last_audit_id(store):
+    return max((e.id for e in store.audit_log(limit=1)), default=0)
+
+
+def test_x_agent_name_naming_someone_else_is_refused_and_audited(desk, store, rasa):
+    ticket = _ticket(store)
+    since = _last_audit_id(store)
+    for method, path, body in [("GET", "/api/me", None), ("POST", f"/api/tickets/{ticket.id}/claim", None)]:
+        status, answer = _unchanged(store, rasa, lambda method=method, path=path, body=body: _api(
+            desk, method, path, body, token=WANG_TOKEN, name=LI))
+        assert status == 403 and "X-Agent-Name" in answer["error"]
+    assert store.get(ticket.id).status == QUEUED and store.get(ticket.id).claimed_by is None
+    refused = _refusals(store, since)
+    assert len(refused) == 2 and {e.agent for e in refused} == {WANG}
+    assert all(e.detail["status"] == 403 and e.detail["credential"] for e in refused)
+    assert WANG_TOKEN not in json.dumps([e.to_dict() for e in store.audit_log()], ensure_ascii=False)
+
+
+def test_a_revoked_or_expired_credential_is_refused_and_audited(desk, store, database_url, rasa):
+    import datetime as dt
+
+    from bot.db import make_engine
+    from bot.handoff.credentials import CredentialStore
+
+    engine = make_engine(database_url)
+    try:
+        credentials = CredentialStore(engine)
+        revoked_token, revoked = credentials.issue("陈静", "agent", days=30)
+        assert _api(desk, "GET", "/api/me", token=revoked_token)[1]["agent"] == "陈静"
+        credentials.revoke(credential=revoked.id)
+        past = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=3)
+        expired_token, expired = CredentialStore(engine, clock=lambda: past).issue("周凯", "agent", days=1)
+    finally:
+        engine.dispose()
+    since = _last_audit_id(store)
+    for token, reason in ((revoked_token, "revoked credential"), (expired_token, "expired credential")):
+        status, answer = _unchanged(store, rasa, lambda token=token: _api(desk, "GET", "/api/tickets", token=token))
+        assert status == 401 and reason in answer["error"]
+    refused = _refusals(store, since)
+    assert [(e.agent, e.detail["credential"], e.detail["reason"].split(":")[0]) for e in reversed(refused)] == [
+        ("陈静", revoked.id, "revoked credential"), ("周凯", expired.id, "expired credential")]
+
+
+def test_a_compliance_credential_reads_the_audit_but_does_not_work_tickets(desk, store, rasa):
+    ticket = _ticket(store)
+    assert _api(desk, "GET", "/api/me", token=COMPLIANCE_TOKEN)[1]["role"] == "compliance"
+    for method, path in [("GET", "/api/tickets"), ("GET", f"/api/tickets/{ticket.id}"),
+                         ("GET", f"/api/tickets/{ticket.id}/transcript"), ("POST", f"/api/tickets/{ticket.id}/claim")]:
+        status, answer = _unchanged(store, rasa, lambda method=method, path=path: _api(
+            desk, method, path, token=COMPLIANCE_TOKEN))
+        assert status == 403 and "compliance" in answer["error"]
+    assert _api(desk, "GET", "/api/audit", token=COMPLIANCE_TOKEN)[0] == 200
+
+
+def test_every_desk_read_is_audited_with_who_read_what(desk, store):
+    ticket = _ticket(store)
+    since = _last_audit_id(store)
+    assert _api(desk, "GET", "/api/tickets")[0] == 200
+    assert _api(desk, "GET", f"/api/tickets/{ticket.id}")[0] == 200
+    assert _api(desk, "GET", f"/api/tickets/{ticket.id}/transcript")[0] == 200
+    assert _api(desk, "GET", "/api/audit", token=COMPLIANCE_TOKEN)[0] == 200
+    rows = [(e.agent, e.action, e.ticket_id) for e in reversed(store.audit_log(limit=100)) if e.id > since]
+    assert rows == [(WANG, "queue", None), (WANG, "view", ticket.id), (WANG, "transcript", ticket.id),
+                    ("赵丽", "audit_read", None)]
+
+
+def test_a_refused_intake_request_is_audited(desk, store):
+    since = _last_audit_id(store)
+    assert call("POST", desk.url + INTAKE_PATH, {}, token="wrong-intake-token-0123456789")[0] == 401
+    (refused,) = _refusals(store, since)
+    assert refused.agent == "unknown" and refused.detail["path"] == INTAKE_PATH

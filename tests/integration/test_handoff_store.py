@@ -80,7 +80,7 @@ def test_migrations_create_every_table_and_are_idempotent(database_url):
     finally:
         engine.dispose()
     assert {"handoff_tickets", "handoff_notes", "handoff_audit", "handoff_webhook_deliveries"} <= tables
-    assert version == "0002_handoff_lifecycle"  # the head of the handoff branch
+    assert version == "0003_agent_credentials"  # the head of the handoff branch
 
 
 def test_a_store_migrated_by_the_earlier_history_is_adopted_not_recreated(database_url, store):
@@ -97,7 +97,7 @@ def test_a_store_migrated_by_the_earlier_history_is_adopted_not_recreated(databa
             version = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
     finally:
         engine.dispose()
-    assert version == "0002_handoff_lifecycle"  # the head of the handoff branch
+    assert version == "0003_agent_credentials"  # the head of the handoff branch
     assert store.get(ticket.id).sender_id == ticket.sender_id
 
 
@@ -116,7 +116,7 @@ def test_the_earlier_history_is_adopted_even_when_another_store_migrated_the_dat
             versions = {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
     finally:
         engine.dispose()
-    assert versions == {"0002_handoff_lifecycle", "0001_wechat_store"}
+    assert versions == {"0003_agent_credentials", "0001_wechat_store"}
     assert store.get(ticket.id).sender_id == ticket.sender_id
 
 

@@ -445,7 +445,7 @@ def test_the_wechat_migration_is_idempotent_and_shares_one_history_with_handoff(
     upgrade_database(url, "handoff")
     upgrade_database(url, "wechat")
     versions, tables = _versions_and_tables(url)
-    assert versions == {"0001_wechat_store", "0002_handoff_lifecycle"}
+    assert versions == {"0001_wechat_store", "0003_agent_credentials"}
     assert {"wechat_kv", "wechat_log", "handoff_tickets"} <= tables
 
     async def read():

@@ -27,9 +27,39 @@ from tests.support.servers import request_json
 from tests.support.services import PG_HOST, PG_PORT, postgres_reachable, throwaway_postgres  # noqa: F401
 
 RASA_TOKEN = "fake-rasa-token"
-AGENT_TOKENS = {"王敏": "token-wangmin-0123456789", "李强": "token-liqiang-0123456789"}
-SHARED_SECRET = "shared-desk-secret-0123456789"
+AGENT_TOKENS = {"王敏": "dhk_test-wangmin-0123456789abcdefghij", "李强": "dhk_test-liqiang-0123456789abcdefghij"}
+"""Agent credentials the tests issue into each desk's ticket store (bot.handoff.credentials)."""
+COMPLIANCE_TOKEN = "dhk_test-compliance-0123456789abcdef"
+"""A ``compliance`` credential (赵丽) the tests issue too."""
 INTAKE_TOKEN = "intake-service-token-0123456789"
+REFERENCE_KEY = "test-reference-key-0123456789abcdef"
+"""HANDOFF_REFERENCE_KEY of the tests' desks, so that a test can find a sender's ticket by its reference."""
+
+
+def issue_agents(database_url: str) -> None:
+    """Migrate the ticket store at ``database_url`` and issue AGENT_TOKENS (role agent) and COMPLIANCE_TOKEN
+    (赵丽, role compliance) into it, once."""
+    from bot.db import make_engine, upgrade_database
+    from bot.handoff.credentials import CredentialStore, credential_id
+
+    upgrade_database(database_url, "handoff")
+    engine = make_engine(database_url)
+    try:
+        credentials = CredentialStore(engine)
+        known = {c.id for c in credentials.credentials(include_inactive=True)}
+        for name, token, role in [*((n, t, "agent") for n, t in AGENT_TOKENS.items()),
+                                  ("赵丽", COMPLIANCE_TOKEN, "compliance")]:
+            if credential_id(token) not in known:
+                credentials.issue(name, role, days=2, token=token)
+    finally:
+        engine.dispose()
+
+
+def reference_of(sender_id: str) -> str:
+    """The opaque reference the tests' desks show for ``sender_id``."""
+    from bot.handoff.store import reference_for
+
+    return reference_for(REFERENCE_KEY.encode("utf-8"), sender_id)
 
 
 class FakeRasa:
@@ -115,16 +145,20 @@ class FakeRasa:
 
 class DeskProcess:
     """``python -m bot.handoff.desk`` on a free loopback port, with ``env`` added to the environment (and the
-    service token INTAKE_TOKEN unless ``env`` names another)."""
+    service token INTAKE_TOKEN and REFERENCE_KEY unless ``env`` names others). The test credentials
+    (:func:`issue_agents`) are issued into ``env["HANDOFF_DATABASE_URL"]`` first, when it is given."""
 
     def __init__(self, env: Dict[str, str], log: Path) -> None:
+        if env.get("HANDOFF_DATABASE_URL"):
+            issue_agents(env["HANDOFF_DATABASE_URL"])
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.log = log
         self._handle = log.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.handoff.desk", "--port", str(self.port)], cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HANDOFF_INTAKE_TOKEN": INTAKE_TOKEN, **env},
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HANDOFF_INTAKE_TOKEN": INTAKE_TOKEN,
+                 "HANDOFF_REFERENCE_KEY": REFERENCE_KEY, **env},
             stdout=self._handle,
             stderr=subprocess.STDOUT,
         )

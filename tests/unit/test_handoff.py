@@ -17,8 +17,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.db import upgrade_database
 from bot.handoff.auth import AgentAuth, AuthError, ServiceAuth
-from bot.handoff.config import HandoffConfigError, load_settings, parse_agent_tokens
+from bot.handoff.config import HandoffConfigError, load_settings
 from bot.handoff.contract import ContractError, IntakeAnswer, NewTicket
+from bot.handoff.credentials import CredentialError
 from bot.handoff.hours import OpeningHoursError, hours_from_mapping, hours_from_text, parse_span
 from bot.handoff.intake import (
     NOT_CONFIGURED,
@@ -99,10 +100,10 @@ def test_unknown_days_and_zones_are_refused():
 # ----- settings ------------------------------------------------------------------------------------------
 def test_settings_come_from_the_file_and_the_environment(tmp_path):
     config = always_open_config(tmp_path, claim_timeout_seconds=120)
-    settings = load_settings({"HANDOFF_CONFIG": str(config), "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop",
+    settings = load_settings({"HANDOFF_CONFIG": str(config), "HANDOFF_REFERENCE_KEY": "abcdefghijklmnop",
                               "HANDOFF_DATABASE_URL": "sqlite:///var/x.db", "HANDOFF_CLAIM_TIMEOUT_SECONDS": "30",
                               "HANDOFF_INTAKE_TOKEN": INTAKE_TOKEN})
-    assert settings.agent_tokens == {"王敏": "abcdefghijklmnop"} and settings.auth_configured
+    assert settings.reference_key == "abcdefghijklmnop"
     assert settings.claim_timeout_seconds == 30 and settings.intake_token == INTAKE_TOKEN
     assert settings.database_url.startswith("sqlite:////") and settings.database_url.endswith("var/x.db")
     assert "abcdefghijklmnop" not in repr(settings) and INTAKE_TOKEN not in repr(settings)
@@ -114,26 +115,18 @@ def test_settings_come_from_the_file_and_the_environment(tmp_path):
 
 
 @pytest.mark.parametrize("env, problem", [
-    ({"HANDOFF_AGENT_TOKENS": "王敏"}, "name=token"),
-    ({"HANDOFF_AGENT_TOKENS": "王敏=short"}, "shorter than 16"),
-    ({"HANDOFF_AGENT_TOKENS": "a=abcdefghijklmnop,b=abcdefghijklmnop"}, "twice"),
+    ({"HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop"}, "HANDOFF_AGENT_TOKENS is no longer accepted"),
+    ({"HANDOFF_SHARED_SECRET": "abcdefghijklmnop"}, "HANDOFF_SHARED_SECRET is no longer accepted"),
     ({"HANDOFF_WEBHOOK_URL": "http://127.0.0.1:9/hook"}, "HANDOFF_WEBHOOK_SECRET"),
     ({"HANDOFF_CLAIM_TIMEOUT_SECONDS": "soon"}, "whole number"),
     ({"HANDOFF_OPENING_HOURS": "weekdays 9-5"}, "HANDOFF_OPENING_HOURS"),
     ({"HANDOFF_CONFIG": "/nonexistent/handoff.yml"}, "missing"),
     ({"HANDOFF_INTAKE_TOKEN": "short"}, "HANDOFF_INTAKE_TOKEN is shorter than 16"),
-    ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_AGENT_TOKENS": "王敏=abcdefghijklmnop"}, "must differ"),
-    ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "HANDOFF_SHARED_SECRET": "abcdefghijklmnop"}, "must differ"),
     ({"HANDOFF_INTAKE_TOKEN": "abcdefghijklmnop", "RASA_AUTH_TOKEN": "abcdefghijklmnop"}, "RASA_AUTH_TOKEN"),
 ])
 def test_bad_settings_are_named(env, problem):
     with pytest.raises(HandoffConfigError, match=problem):
         load_settings(env)
-
-
-def test_agent_tokens_parse():
-    assert parse_agent_tokens(" 王敏 = abcdefghijklmnop , 李强=qrstuvwxyz012345 ") == {
-        "王敏": "abcdefghijklmnop", "李强": "qrstuvwxyz012345"}
 
 
 # ----- priority and summary ------------------------------------------------------------------------------
@@ -191,17 +184,67 @@ def test_desk_messages_carry_the_handoff_payload():
 
 
 # ----- auth ----------------------------------------------------------------------------------------------
-def test_agent_auth_with_tokens_and_with_the_shared_secret():
-    auth = AgentAuth({"王敏": "token-a-0123456789"}, "shared-0123456789")
-    assert auth.authenticate("Bearer token-a-0123456789", None) == "王敏"
-    assert auth.authenticate("Bearer shared-0123456789", "%E6%9D%8E%E5%BC%BA") == "李强"
-    for header, name, reason in [
-        (None, None, "missing"), ("Basic abc", None, "missing"), ("Bearer ", None, "missing"),
-        ("Bearer wrong", None, "wrong"), ("Bearer shared-0123456789", None, "X-Agent-Name"),
-        ("Bearer shared-0123456789", "system", "X-Agent-Name"), ("Bearer shared-0123456789", "a" * 40, "X-Agent-Name"),
+def _credentials(tmp_path, clock=None):
+    from bot.db import make_engine
+    from bot.handoff.credentials import CredentialStore
+
+    url = f"sqlite:///{tmp_path / 'credentials.db'}"
+    upgrade_database(url, "handoff")
+    return CredentialStore(make_engine(url), **({"clock": clock} if clock else {}))
+
+
+def test_agent_credentials_are_stored_hashed_and_name_the_agent(tmp_path):
+    credentials = _credentials(tmp_path)
+    token, issued = credentials.issue("王敏", "agent", days=30)
+    assert token.startswith("dhk_") and len(token) >= 40
+    with credentials.engine.connect() as conn:
+        stored = json.dumps([list(map(str, row)) for row in conn.exec_driver_sql(
+            "SELECT * FROM handoff_agent_credentials")], ensure_ascii=False)
+    assert token not in stored and token[4:] not in stored  # only the scrypt hash and a public id
+    auth = AgentAuth(credentials)
+    agent = auth.authenticate(f"Bearer {token}", None)
+    assert (agent.name, agent.role, agent.credential_id) == ("王敏", "agent", issued.id)
+    assert auth.authenticate(f"Bearer {token}", "%E7%8E%8B%E6%95%8F").name == "王敏"  # her own name: fine
+    for header, name, reason, status in [
+        (None, None, "missing", 401), ("Basic abc", None, "missing", 401), ("Bearer ", None, "missing", 401),
+        ("Bearer wrong", None, "unknown credential", 401), (f"Bearer {token}x", None, "unknown credential", 401),
+        (f"Bearer {token}", "%E6%9D%8E%E5%BC%BA", "X-Agent-Name", 403),  # 李强
     ]:
-        with pytest.raises(AuthError, match=reason):
+        with pytest.raises(AuthError, match=reason) as refused:
             auth.authenticate(header, name)
+        assert refused.value.status == status
+    with pytest.raises(AuthError, match="role") as refused:
+        auth.authenticate(f"Bearer {token}", None, roles=("compliance",))
+    assert refused.value.status == 403
+
+
+def test_agent_credentials_expire_and_can_be_revoked(tmp_path):
+    now = [dt.datetime(2026, 12, 2, 12, 0)]
+    credentials = _credentials(tmp_path, clock=lambda: now[0])
+    token, issued = credentials.issue("李强", days=1)
+    other, _ = credentials.issue("李强", "compliance", days=30)
+    auth = AgentAuth(credentials)
+    assert auth.authenticate(f"Bearer {token}").name == "李强"
+    now[0] += dt.timedelta(days=1)
+    with pytest.raises(AuthError, match="expired credential"):
+        auth.authenticate(f"Bearer {token}")
+    assert [c.id for c in credentials.credentials()] != [issued.id]  # the expired one is no longer active
+    assert len(credentials.revoke(agent="李强")) == 2  # every credential of the agent not yet revoked
+    with pytest.raises(AuthError, match="revoked credential"):
+        auth.authenticate(f"Bearer {other}", roles=("compliance",))
+    assert credentials.credentials() == [] and len(credentials.credentials(include_inactive=True)) == 2
+    with pytest.raises(CredentialError, match="no active credential"):
+        credentials.revoke(credential=issued.id)
+
+
+@pytest.mark.parametrize("name, role, days, problem", [
+    ("", "agent", 30, "printable"), ("system", "agent", 30, "printable"), ("a" * 33, "agent", 30, "printable"),
+    ("王<b>", "agent", 30, "printable"), ("王敏", "admin", 30, "role"), ("王敏", "agent", 0, "1-366 days"),
+    ("王敏", "agent", 400, "1-366 days"),
+])
+def test_bad_credential_requests_are_named(tmp_path, name, role, days, problem):
+    with pytest.raises(CredentialError, match=problem):
+        _credentials(tmp_path).issue(name, role, days)
 
 
 def test_service_auth_takes_only_the_service_token():

@@ -41,6 +41,7 @@ from sanic import Sanic
 
 from bot.handoff.auth import AgentAuth, GateAuth, ServiceAuth
 from bot.handoff.config import HandoffSettings
+from bot.handoff.credentials import CredentialStore
 from bot.handoff.desk import agent_api, background, health, page, service_api
 from bot.handoff.notifier import WebhookNotifier
 from bot.handoff.presence import AgentPresence
@@ -59,10 +60,10 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
                name: str = "handoff_desk") -> Sanic:
     """The desk application over ``store`` and ``rasa`` (no server is started; see bot.handoff.desk.__main__).
 
-    ``app.ctx`` carries ``settings``, ``store``, ``rasa``, ``auth`` (agents), ``intake_auth`` (the action
-    server), ``gate_auth`` (the Rasa side's paused-conversation gate), ``presence`` (agents seen lately) and
-    ``notifier`` (None without a webhook). ``name`` must be unique in the process (Sanic keeps a
-    registry of apps).
+    ``app.ctx`` carries ``settings``, ``store``, ``rasa``, ``auth`` (agents' credentials, in the store's
+    database), ``intake_auth`` (the action server), ``gate_auth`` (the Rasa side's paused-conversation gate),
+    ``presence`` (agents seen lately) and ``notifier`` (None without a webhook). ``name`` must be unique in the
+    process (Sanic keeps a registry of apps).
     """
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
@@ -70,7 +71,7 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
     app.ctx.settings = settings
     app.ctx.store = store
     app.ctx.rasa = rasa
-    app.ctx.auth = AgentAuth(settings.agent_tokens, settings.shared_secret)
+    app.ctx.auth = AgentAuth(CredentialStore(store.engine))
     app.ctx.intake_auth = ServiceAuth(settings.intake_token)
     app.ctx.gate_auth = GateAuth(settings.intake_token, settings.rasa_token)
     app.ctx.presence = AgentPresence(settings.presence_window_seconds)

@@ -1,12 +1,15 @@
 """The agents' HTTP API under ``/api``: the queue, a ticket, the live transcript, claim, reply, release,
 notes, close, presence, the audit log.
 
-Every route is wrapped once by :func:`agent_route`: it authenticates the agent (bot.handoff.auth.AgentAuth on
-``app.ctx.auth``; 401 otherwise) and maps the store's refusals (404, 409, 400) and a Rasa failure (502) to
+Every route is wrapped once by :func:`desk_route` (``agent_route`` for the agent role): it authenticates the
+caller's own credential (bot.handoff.auth.AgentAuth on ``app.ctx.auth``: 401 without a valid one, 403 for a role
+that may not use the route or an ``X-Agent-Name`` naming someone else; every refusal is audited as
+``refused``) and maps the store's refusals (404, 409, 400) and a Rasa failure (502) to
 ``{"error": reason}``. A change that reaches the user (claim, reply, close) sends its message inside the
 store's transaction, so when Rasa does not take it nothing is changed. Each handler gets the agent's name
-after the request; the store writes the audit rows. Every authenticated call also marks the agent present
-(bot.handoff.presence): the conversation is paused for a person only while some agent is.
+after the request; the store writes the audit rows, reads included (``queue``, ``view``, ``transcript``,
+``audit_read``). Tickets are shown with an opaque ``reference``, never the sender id. Every authenticated call
+also marks the agent present (bot.handoff.presence): the conversation is paused for a person only while some agent is.
 
 A reply the user's channel could not deliver (bot.handoff.delivery) is answered 502 with ``"delivered":
 false`` and audited as ``reply_undelivered``; a ticket whose channel cannot receive agent messages (plain REST)
@@ -17,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from typing import Any, Awaitable, Callable, Dict
+from typing import Any, Awaitable, Callable, Dict, Tuple
 
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -38,18 +41,45 @@ bp = Blueprint("desk_agent_api", url_prefix="/api")
 AgentHandler = Callable[..., Awaitable[response.HTTPResponse]]
 
 
+def desk_route(*roles: str) -> Callable[[AgentHandler], Callable[..., Awaitable[response.HTTPResponse]]]:
+    """A decorator for routes open to credentials of ``roles`` (bot.handoff.credentials.ROLES)."""
+
+    def decorate(handler: AgentHandler) -> Callable[..., Awaitable[response.HTTPResponse]]:
+        return _wrap(handler, roles)
+
+    return decorate
+
+
 def agent_route(handler: AgentHandler) -> Callable[..., Awaitable[response.HTTPResponse]]:
-    """Wrap ``handler(request, agent, **route_args)``: authenticate, run, map store and Rasa errors to JSON."""
+    """Wrap ``handler(request, agent_name, **route_args)`` for the ``agent`` role; see :func:`_wrap`."""
+    return _wrap(handler, ("agent",))
+
+
+async def _refuse(request: Request, err: AuthError) -> response.HTTPResponse:
+    logger.info("Refused a desk request to %s: %s", request.path, err)
+    detail = {"method": request.method, "path": request.path[:200], "status": err.status, "reason": str(err)[:200],
+              "credential": err.credential_id, "ip": request.ip}
+    try:
+        await blocking(request.app.ctx.store.record_refusal, err.agent, detail)
+    except Exception as failure:  # noqa: BLE001 - the refusal stands even if the audit row cannot be written
+        logger.error("Could not audit a refused desk request: %s", type(failure).__name__)
+    return error(str(err), err.status)
+
+
+def _wrap(handler: AgentHandler, roles: Tuple[str, ...]) -> Callable[..., Awaitable[response.HTTPResponse]]:
+    """Authenticate (audit a refusal), run, map store and Rasa errors to JSON."""
 
     @functools.wraps(handler)
     async def wrapped(request: Request, *args: Any, **kwargs: Any) -> response.HTTPResponse:
         try:
-            agent = request.app.ctx.auth.authenticate(request.headers.get("authorization"),
-                                                      request.headers.get("x-agent-name"))
+            caller = await blocking(request.app.ctx.auth.authenticate, request.headers.get("authorization"),
+                                    request.headers.get("x-agent-name"), roles)
         except AuthError as err:
-            logger.info("Refused a desk request to %s: %s", request.path, err)
-            return error(str(err), 401)
-        request.app.ctx.presence.seen(agent)
+            return await _refuse(request, err)
+        request.ctx.agent = caller
+        agent = caller.name
+        if caller.role == "agent":
+            request.app.ctx.presence.seen(agent)
         try:
             return await handler(request, agent, *args, **kwargs)
         except HandoffStoreError as err:
@@ -77,9 +107,10 @@ async def too_large(request: Request, err: Exception) -> response.HTTPResponse:
     return error(str(err), 413)
 
 
-def ticket_view(ticket: Ticket, include_transcript: bool = False) -> Dict[str, Any]:
-    """A ticket as the page shows it: the stored fields plus Chinese labels and its age in seconds."""
-    data = ticket.to_dict(include_transcript)
+def ticket_view(ticket: Ticket, include_transcript: bool = False, *, store: Any) -> Dict[str, Any]:
+    """A ticket as the page shows it: the stored fields except the sender id, its opaque ``reference`` (from
+    ``store``, bot.handoff.store.TicketStore.reference), Chinese labels and its age in seconds."""
+    data = store.view(ticket, include_transcript)
     data["priority_label"] = PRIORITY_LABELS.get(ticket.priority, str(ticket.priority))
     data["reason_label"] = REASON_LABELS.get(ticket.reason, ticket.reason)
     data["age_seconds"] = int((utcnow() - ticket.created_at).total_seconds())
@@ -97,11 +128,12 @@ def presence_view(app: Any) -> Dict[str, Any]:
 
 
 @bp.get("/me")
-@agent_route
+@desk_route("agent", "compliance")
 async def me(request: Request, agent: str) -> response.HTTPResponse:
-    """``{"agent": name, ...}`` plus what the page needs: outcome and slot labels, the longest reply."""
-    return response.json({"agent": agent, "outcomes": OUTCOMES, "slot_labels": SLOT_LABELS,
-                          "max_reply_chars": request.app.ctx.settings.max_reply_chars})
+    """``{"agent": name, "role": role, ...}`` plus what the page needs: outcome and slot labels, the longest
+    reply."""
+    return response.json({"agent": agent, "role": request.ctx.agent.role, "outcomes": OUTCOMES,
+                          "slot_labels": SLOT_LABELS, "max_reply_chars": request.app.ctx.settings.max_reply_chars})
 
 
 @bp.get("/tickets")
@@ -109,8 +141,11 @@ async def me(request: Request, agent: str) -> response.HTTPResponse:
 async def queue(request: Request, agent: str) -> response.HTTPResponse:
     """Open tickets by priority, then age (``?include_closed=1``: closed ones last)."""
     include_closed = request.args.get("include_closed") in ("1", "true")
-    tickets = await blocking(request.app.ctx.store.queue, include_closed)
-    return response.json({"tickets": [ticket_view(t) for t in tickets], **presence_view(request.app)})
+    store = request.app.ctx.store
+    tickets = await blocking(store.queue, include_closed)
+    await blocking(store.record_read, agent, "queue", None, {"tickets": len(tickets),
+                                                             "include_closed": include_closed})
+    return response.json({"tickets": [ticket_view(t, store=store) for t in tickets], **presence_view(request.app)})
 
 
 @bp.get("/presence")
@@ -127,7 +162,7 @@ async def ticket(request: Request, agent: str, ticket_id: str) -> response.HTTPR
     store = request.app.ctx.store
     found = await blocking(store.record_view, ticket_id, agent)
     notes = await blocking(store.notes, ticket_id)
-    return response.json({"ticket": ticket_view(found, include_transcript=True),
+    return response.json({"ticket": ticket_view(found, include_transcript=True, store=store),
                           "notes": [n.to_dict() for n in notes]})
 
 
@@ -137,6 +172,7 @@ async def live_transcript(request: Request, agent: str, ticket_id: str) -> respo
     """The live transcript from Rasa (with what the user wrote while paused), PII-masked; the stored one
     with ``live: false`` when Rasa does not answer."""
     found = await blocking(request.app.ctx.store.get, ticket_id)
+    await blocking(request.app.ctx.store.record_read, agent, "transcript", ticket_id)
     try:
         tracker = await blocking(request.app.ctx.rasa.tracker, found.sender_id)
     except RasaUnavailable as err:
@@ -161,7 +197,7 @@ async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
                                                bot_event(message, t.id, "agent_joined", agent)])
 
     claimed = await blocking(request.app.ctx.store.claim, ticket_id, agent, joined)
-    return response.json({"ticket": ticket_view(claimed)})
+    return response.json({"ticket": ticket_view(claimed, store=request.app.ctx.store)})
 
 
 @bp.post("/tickets/<ticket_id:str>/reply")
@@ -186,7 +222,7 @@ async def reply(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
     except RasaUndelivered as err:
         await blocking(store.record_undelivered, ticket_id, agent, text, str(err))
         raise
-    return response.json({"ticket": ticket_view(replied), "sent": text, "delivered": True})
+    return response.json({"ticket": ticket_view(replied, store=store), "sent": text, "delivered": True})
 
 
 @bp.post("/tickets/<ticket_id:str>/release")
@@ -201,7 +237,7 @@ async def release(request: Request, agent: str, ticket_id: str) -> response.HTTP
             rasa.append_state_events(t.sender_id, [released_event(t.id, t.claimed_by)])
 
     released = await blocking(request.app.ctx.store.release, ticket_id, agent, "agent", None, told)
-    return response.json({"ticket": ticket_view(released)})
+    return response.json({"ticket": ticket_view(released, store=request.app.ctx.store)})
 
 
 @bp.post("/tickets/<ticket_id:str>/notes")
@@ -229,12 +265,15 @@ async def close(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
                                                             "closed", agent))
 
     closed = await blocking(request.app.ctx.store.close, ticket_id, agent, outcome, resume)
-    return response.json({"ticket": ticket_view(closed)})
+    return response.json({"ticket": ticket_view(closed, store=request.app.ctx.store)})
 
 
 @bp.get("/audit")
-@agent_route
+@desk_route("agent", "compliance")
 async def audit_log(request: Request, agent: str) -> response.HTTPResponse:
-    """The audit log, newest first (``?ticket_id=<id>``: one ticket's)."""
-    entries = await blocking(request.app.ctx.store.audit_log, request.args.get("ticket_id"))
+    """The audit log, newest first (``?ticket_id=<id>``: one ticket's); reading it is audited (``audit_read``)."""
+    ticket_id = request.args.get("ticket_id")
+    store = request.app.ctx.store
+    await blocking(store.record_read, agent, "audit_read", ticket_id)
+    entries = await blocking(store.audit_log, ticket_id)
     return response.json({"entries": [e.to_dict() for e in entries]})

@@ -113,6 +113,18 @@ def receive_paused_message(body: Any, store: TicketStore) -> Tuple[int, Dict[str
     return 200, answer.to_json()
 
 
+async def _refuse(request: Request, err: AuthError) -> response.HTTPResponse:
+    """401 for a request without the service token; the refusal is audited (``refused``, agent ``unknown``)."""
+    logger.info("Refused a request to %s: %s", request.path, err)
+    try:
+        await blocking(request.app.ctx.store.record_refusal, None, {
+            "method": request.method, "path": request.path[:200], "status": 401, "reason": str(err)[:200],
+            "ip": request.ip})
+    except Exception as failure:  # noqa: BLE001 - the refusal stands even if the audit row cannot be written
+        logger.error("Could not audit a refused request: %s", type(failure).__name__)
+    return error(str(err), 401)
+
+
 @bp.post("/tickets", stream=True)
 async def take_ticket(request: Request) -> response.HTTPResponse:
     """Authenticate the action server, then read the body (a streamed route, so that the size limit is this
@@ -120,8 +132,7 @@ async def take_ticket(request: Request) -> response.HTTPResponse:
     try:
         request.app.ctx.intake_auth.check(request.headers.get("authorization"))
     except AuthError as err:
-        logger.info("Refused an intake request: %s", err)
-        return error(str(err), 401)
+        return await _refuse(request, err)
     declared = request.headers.get("content-length") or ""
     if declared.isdigit() and int(declared) > INTAKE_MAX_BODY_BYTES:
         return error(f"the ticket is larger than {INTAKE_MAX_BODY_BYTES} bytes", 413)
@@ -140,7 +151,6 @@ async def paused_message(request: Request) -> response.HTTPResponse:
     try:
         request.app.ctx.gate_auth.check(request.headers.get("authorization"))
     except AuthError as err:
-        logger.info("Refused a paused-message request: %s", err)
-        return error(str(err), 401)
+        return await _refuse(request, err)
     status, answer = await blocking(receive_paused_message, parsed_json(request), request.app.ctx.store)
     return response.json(answer, status=status)

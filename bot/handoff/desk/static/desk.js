@@ -1,7 +1,7 @@
 // The agent desk page: plain JavaScript over the desk's /api (see bot/handoff/desk/). No libraries.
 "use strict";
 
-const state = { token: "", name: "", me: null, selected: null, ticket: null, timers: [] };
+const state = { token: "", me: null, selected: null, ticket: null, timers: [] };
 const $ = (id) => document.getElementById(id);
 
 const ROLE_LABELS = { user: "用户", bot: "助手", agent: "客服" };
@@ -15,7 +15,6 @@ const INTENT_LABELS = {
 
 function headers() {
   const h = { "Authorization": "Bearer " + state.token, "Content-Type": "application/json" };
-  if (state.name) h["X-Agent-Name"] = encodeURIComponent(state.name);
   return h;
 }
 
@@ -50,14 +49,13 @@ function text(tag, content, className) {
 
 async function login() {
   state.token = $("token").value.trim();
-  state.name = $("agent-name").value.trim();
   try {
     state.me = await api("GET", "/api/me");
   } catch (err) {
     $("login-error").textContent = err.message;
     return;
   }
-  sessionStorage.setItem("desk", JSON.stringify({ token: state.token, name: state.name }));
+  sessionStorage.setItem("desk", JSON.stringify({ token: state.token }));
   $("login").hidden = true;
   $("desk").hidden = false;
   $("logout").hidden = false;
@@ -222,8 +220,7 @@ $("close").addEventListener("click", () => act("POST", ticketPath("/close"), { o
 
 const saved = sessionStorage.getItem("desk");
 if (saved) {
-  const { token, name } = JSON.parse(saved);
+  const { token } = JSON.parse(saved);
   $("token").value = token;
-  $("agent-name").value = name;
   login();
 }
