@@ -208,3 +208,20 @@ def test_the_sql_broker_consumer_resumes_after_its_cursor_and_counts_each_event_
     source.dispose()
     with store.connect() as db:
         assert db.execute(sa.select(sa.func.sum(conversations.c.turns))).scalar() == expected.turns
+
+
+def test_the_report_and_retention_commands_print_csv_json_and_charts(store, recorder, tmp_path, capsys):
+    from bot.__main__ import main
+
+    events, expected = next(generate(days=7, per_day=5))
+    _apply(store, recorder, events)
+    url = str(store.url)
+    assert main(["report", "--db", url, "--from", "2026-11-24", "--to", "2026-11-30", "--by", "channel",
+                 "--format", "json", "--charts", str(tmp_path / "charts")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sum(g["conversations"] for g in report["groups"]) == expected.conversations
+    assert (tmp_path / "charts" / "conversations.png").stat().st_size > 0
+    assert main(["report", "--db", url, "--from", "2026-11-30", "--to", "2026-11-24"]) == 2
+    assert "before" in capsys.readouterr().err
+    assert main(["retention", "apply", "--db", url, "--turn-days", "180"]) == 0
+    assert "turns older than 180 days deleted:" in capsys.readouterr().out
