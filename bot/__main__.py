@@ -8,7 +8,13 @@
   are taken (by a running ``run``) are replaced by free ones;
 * ``health``  probe the Rasa server, its model, the action server and the agent desk on loopback and say which
   is down (``--json`` for a machine; exit 1 when any is down; bot.ops.health);
-* ``referrals`` count referrals to official channels from the tracker store (bot.referral_report);
+* ``compliance consume``  the compliance consumer: the event broker into the compliance record
+  (bot.compliance.consumer; ``run`` starts it);
+* ``report``  the compliance report: conversations, risk, referrals, hand-overs, fallbacks and rising pitches by
+  day, week, channel, segment, tactic, bank or debt type, as a table, CSV or JSON, and PNG charts
+  (bot.compliance.report);
+* ``audit verify``  check the compliance record's hash chain (exit 1 on an edited or deleted turn);
+* ``retention apply``  delete what is past its retention period and say what (bot.compliance.retention);
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
 * ``nlu-report`` render ``reports/nlu/README.md`` from the figures in ``reports/nlu/*.json``;
@@ -90,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     url = servers.rasa_url
     wechat = "mini-program channel configured" if not WeChatSettings.from_env().problems() else \
         "not configured: answers 503 until the WECHAT_* settings are set, see docs/channels/wechat.md"
-    desk_credentials = "your own token (python -m bot agents issue <name>)"
+    desk_credentials = "your own token (.venv/bin/python -m bot agents issue <name>)"
     print(
         "\nThe assistant is running.\n"
         f"  Widget:    {url}/webhooks/widget/   (the bank-app chat page; embed demo: {url}/webhooks/widget/demo.html)\n"
@@ -198,6 +204,89 @@ def _shell(args: argparse.Namespace) -> int:
         action.wait()
 
 
+def _compliance_commands(commands: argparse._SubParsersAction) -> None:
+    from bot.compliance.report import GROUPINGS
+
+    db_help = "SQLAlchemy URL of the compliance record (default: $COMPLIANCE_DATABASE_URL or var/compliance.db)"
+    compliance = commands.add_parser("compliance", help="the compliance consumer")
+    compliance_commands = compliance.add_subparsers(dest="action", required=True)
+    consume = compliance_commands.add_parser("consume", help="read the event broker into the compliance record")
+    consume.add_argument("--endpoints", type=Path, default=Path(os.environ.get("ENDPOINTS", "endpoints.yml")),
+                         help="the endpoints file Rasa runs with (its event_broker section)")
+    consume.add_argument("--db", default=None, help=db_help)
+    compliance_commands.add_parser("sample", help="render reports/compliance/ from a generated sample")
+    report = commands.add_parser("report", help="the compliance report")
+    report.add_argument("--from", dest="start", default=None, help="first day, YYYY-MM-DD (China time; "
+                                                                   "default: 28 days before --to)")
+    report.add_argument("--to", dest="end", default=None, help="last day, YYYY-MM-DD (default: today)")
+    report.add_argument("--by", choices=GROUPINGS, default="day", help="grouping (default day)")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.add_argument("--charts", type=Path, default=None, help="also write PNG charts into this folder")
+    report.add_argument("--db", default=None, help=db_help)
+    audit = commands.add_parser("audit", help="check the compliance record")
+    audit_commands = audit.add_subparsers(dest="action", required=True)
+    verify = audit_commands.add_parser("verify", help="check the turns' hash chain (exit 1 if broken)")
+    verify.add_argument("--db", default=None, help=db_help)
+    retention = commands.add_parser("retention", help="delete what is past its retention period")
+    retention_commands = retention.add_subparsers(dest="action", required=True)
+    apply = retention_commands.add_parser("apply", help="delete and print what was deleted")
+    apply.add_argument("--turn-days", type=int, default=None,
+                       help="days turns are kept (default $COMPLIANCE_TURN_RETENTION_DAYS or 180)")
+    apply.add_argument("--aggregate-days", type=int, default=None,
+                       help="days conversation counts are kept (default $COMPLIANCE_AGGREGATE_RETENTION_DAYS or "
+                            "1095)")
+    apply.add_argument("--db", default=None, help=db_help)
+
+
+def _compliance(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.compliance.store import open_store
+
+    if args.command == "compliance" and args.action == "sample":
+        from bot.compliance.sample import render_sample
+
+        for path in render_sample(PROJECT_ROOT / "reports" / "compliance"):
+            print(f"Written: {path.relative_to(PROJECT_ROOT)}")
+        return 0
+    if args.command == "compliance":
+        from bot.compliance.consumer import run as consume
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        endpoints = args.endpoints if args.endpoints.is_absolute() else PROJECT_ROOT / args.endpoints
+        return consume(endpoints, args.db)
+    if args.command == "report":
+        from bot.compliance.report import ReportError
+        from bot.compliance.report import main as report_main
+
+        try:
+            return report_main(open_store(args.db), args.start, args.end, args.by, args.format, args.charts)
+        except ReportError as err:
+            print(f"Report: {err}", file=sys.stderr)
+            return 2
+    if args.command == "audit":
+        from bot.compliance.chain import verify
+
+        engine = open_store(args.db)
+        with engine.connect() as connection:
+            result = verify(connection)
+        engine.dispose()
+        for problem in result.problems:
+            print(problem)
+        print(f"{result.checked} sealed turns checked: " + ("the chain is intact." if result.ok else
+                                                              "the record was changed."))
+        return 0 if result.ok else 1
+    from bot.compliance.retention import RetentionPolicy
+    from bot.compliance.retention import apply as apply_retention
+
+    policy = RetentionPolicy.from_env(args.turn_days, args.aggregate_days)
+    engine = open_store(args.db)
+    deleted = apply_retention(engine, policy)
+    engine.dispose()
+    print(deleted.describe(policy))
+    return 0
+
+
 def main(argv=None) -> int:
     """Parse ``argv`` and run the command. Returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
@@ -251,8 +340,7 @@ def main(argv=None) -> int:
     target.add_argument("--name", help="revoke every active credential of this agent")
     listing = agent_commands.add_parser("list", help="list the active credentials (never the tokens)")
     listing.add_argument("--all", action="store_true", help="also revoked and expired ones")
-    referrals = commands.add_parser("referrals", help="count referrals to official channels")
-    referrals.add_argument("--db", default=None, help="SQLAlchemy URL of the tracker store (default: var/tracker.db)")
+    _compliance_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check()
@@ -269,11 +357,8 @@ def main(argv=None) -> int:
         return _agents(args)
     if args.command == "legal-review":
         return _legal_review(args)
-    if args.command == "referrals":
-        from bot.referral_report import DEFAULT_DB_URL, print_report
-
-        print_report(args.db or DEFAULT_DB_URL)
-        return 0
+    if args.command in ("compliance", "report", "audit", "retention"):
+        return _compliance(args)
     if args.command == "evaluate":
         from bot.nlu.evaluation import evaluate as run_evaluation
 

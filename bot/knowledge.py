@@ -445,3 +445,23 @@ def load_lexicon(path: Path = KNOWLEDGE_DIR / "tactics.yml") -> TacticsLexicon:
 def default_knowledge() -> Knowledge:
     """The project's knowledge, loaded once per process. Raises KnowledgeError like load_knowledge."""
     return load_knowledge(KNOWLEDGE_DIR)
+
+
+def knowledge_version(directory: Path = KNOWLEDGE_DIR) -> str:
+    """A short content hash of the files under ``directory`` (16 hex digits of SHA-256 over each file's relative
+    path and bytes, in path order): which version of the facts an answer was built from. The compliance record
+    stores it with each turn (bot.compliance.record)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode("utf-8") + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def default_knowledge_version() -> str:
+    """:func:`knowledge_version` of the project's knowledge folder, computed once per process (the same process
+    loads :func:`default_knowledge` once)."""
+    return knowledge_version(KNOWLEDGE_DIR)

@@ -94,14 +94,22 @@ class RiskEngine:
         user's own past act (a rumour, hypothesis, plan or someone else's story before it in its clause, or a
         condition right after it); an ``instruction`` match not when it is hypothetical ("如果中介让我别还").
         """
+        return [flag_id for flag_id, _ in self.find_flag_spans(text)]
+
+    def find_flag_spans(self, text: str) -> List[Tuple[str, str]]:
+        """``(flag id, matched text)`` for each flag :meth:`find_flags` finds in ``text``, in the same order; the
+        matched text is the first counting match in the normalised text (``compact``), for the compliance
+        record (bot.compliance.record masks it again before storing it)."""
         normalised = compact(text or "")
         found = []
         for flag_id, kind, patterns, regexes in self._flags:
             spans = [(m.start(), m.end()) for pattern in patterns if pattern
                      for m in re.finditer(re.escape(pattern), normalised)]
             spans += [(m.start(), m.end()) for regex in regexes for m in regex.finditer(normalised)]
-            if any(self._counts(normalised, kind, start, end) for start, end in spans):
-                found.append(flag_id)
+            counting = [(start, end) for start, end in spans if self._counts(normalised, kind, start, end)]
+            if counting:
+                start, end = min(counting)
+                found.append((flag_id, normalised[start:end]))
         return found
 
     def _counts(self, text: str, kind: str, start: int, end: int) -> bool:

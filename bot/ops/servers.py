@@ -7,7 +7,10 @@ token (``--auth-token``); the ``rest`` and ``socketio`` channels come from crede
 then hands tickets to it over its intake API (``HANDOFF_DESK_URL`` with the service token
 ``HANDOFF_INTAKE_TOKEN``, random per start unless set), and the desk reaches Rasa's HTTP API with the same
 token as everyone. Output goes to ``agent-desk.log``, ``action-server.log`` and ``rasa-server.log`` in the log
-folder (var/logs/ by default).
+folder (var/logs/ by default). When the endpoints file has an ``event_broker``, the compliance consumer
+(``python -m bot compliance consume``, bot.compliance.consumer) runs beside them, logging to
+``compliance-consumer.log``; it writes ``ServerConfig.compliance_database_url`` (default
+``$COMPLIANCE_DATABASE_URL`` or var/compliance.db).
 
 :func:`supervise` (what ``python -m bot run`` waits in) restarts a server that exits, with back-off
 (``RESTART_DELAYS``), and logs each restart to stderr and ``supervisor.log``; Ctrl-C or SIGTERM stops all.
@@ -104,6 +107,8 @@ class ServerConfig:
     session_key: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     """The Rasa server's key for widget session tokens (``SESSION_TOKEN_KEY``, bot.channels.ownership) unless the
     environment sets one; kept by the config, so that a restart with the same config keeps the sessions."""
+    compliance_database_url: Optional[str] = None
+    """The compliance record the consumer writes; None: ``$COMPLIANCE_DATABASE_URL`` or var/compliance.db."""
 
 
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -138,6 +143,8 @@ class RunningServers:
     _handles: List[IO[Any]] = field(default_factory=list, repr=False)
     desk_server: Optional[subprocess.Popen] = None
     specs: Dict[str, ServerSpec] = field(default_factory=dict)
+    consumer: Optional[subprocess.Popen] = None
+    """The compliance consumer (None when the endpoints file has no event broker)."""
 
     def restart(self, attribute: str) -> subprocess.Popen:
         """Start the server of ``attribute`` (e.g. ``"action_server"``) again from its spec, appending to its
@@ -151,8 +158,19 @@ class RunningServers:
 
     @property
     def processes(self) -> List[subprocess.Popen]:
-        """Every running child, Rasa first (the order they are stopped in)."""
+        """Every running child, Rasa first and the compliance consumer last (the order they are stopped in), so
+        that the consumer sees the last events Rasa publishes."""
         return [p for p in (self.rasa_server, self.action_server, self.desk_server) if p is not None]
+
+    def stop_consumer(self, timeout: float = 20.0) -> None:
+        """Stop the compliance consumer (SIGTERM, SIGKILL after ``timeout`` s), if there is one."""
+        if self.consumer is not None and self.consumer.poll() is None:
+            self.consumer.send_signal(signal.SIGTERM)
+            try:
+                self.consumer.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.consumer.kill()
+                self.consumer.wait()
 
     @property
     def rasa_url(self) -> str:
@@ -180,6 +198,7 @@ class RunningServers:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        self.stop_consumer(timeout)
         for handle in self._handles:
             handle.close()
 
@@ -197,6 +216,8 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
     )
     if config.handoff_database_url:
         env["HANDOFF_DATABASE_URL"] = config.handoff_database_url
+    if config.compliance_database_url:
+        env["COMPLIANCE_DATABASE_URL"] = config.compliance_database_url
     if config.desk_port:
         env.update(
             HANDOFF_DESK_URL=f"http://{LOOPBACK}:{config.desk_port}",
@@ -260,6 +281,20 @@ def _start_desk(config: ServerConfig, env: Dict[str, str], log: Path, handle: IO
     return desk
 
 
+def has_event_broker(config: ServerConfig) -> bool:
+    """True if the endpoints file of ``config`` has an ``event_broker`` section (then a consumer runs)."""
+    import yaml
+
+    path = Path(config.endpoints)
+    path = path if path.is_absolute() else config.root / path
+    return bool((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("event_broker"))
+
+
+def consumer_argv(config: ServerConfig) -> List[str]:
+    """The compliance consumer's command line for ``config``."""
+    return [sys.executable, "-m", "bot", "compliance", "consume", "--endpoints", str(config.endpoints)]
+
+
 def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServers:
     """Start the agent desk (if ``desk_port``), the action server, then the Rasa server, and wait until each
     answers its health check.
@@ -306,6 +341,16 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
         specs["desk_server"] = ServerSpec("agent desk", _desk_argv(config), env, desk_log,
                                           f"http://{LOOPBACK}:{config.desk_port}/health", config.root)
     servers = RunningServers(config, action, rasa, logs, handles, desk, specs)
+    if has_event_broker(config):
+        consumer_log = config.log_dir / "compliance-consumer.log"
+        handle = consumer_log.open("ab")
+        handles.append(handle)
+        consumer_env = rasa_server_environment(env)  # it needs no desk token either
+        servers.consumer = subprocess.Popen(consumer_argv(config), cwd=config.root, env=consumer_env,
+                                            stdout=handle, stderr=subprocess.STDOUT)
+        logs.append(consumer_log)
+        specs["consumer"] = ServerSpec("compliance consumer", consumer_argv(config), consumer_env, consumer_log, "",
+                                       config.root)
     try:
         _wait_healthy(f"{servers.action_url}/health", action, "action server", action_log, timeout)
         _wait_healthy(f"{servers.rasa_url}/", rasa, "Rasa server", rasa_log, timeout)

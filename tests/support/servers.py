@@ -17,20 +17,26 @@ TEST_TOKEN = "e2e-test-token"
 
 
 def write_sqlite_endpoints(directory: Path) -> Path:
-    """endpoints.yml, byte for byte except that its SQLite file lives in ``directory``; returns the copy's path."""
+    """endpoints.yml, byte for byte except that its SQLite files (tracker store, event broker) live in
+    ``directory``; returns the copy's path."""
     original = (PROJECT_ROOT / "endpoints.yml").read_text(encoding="utf-8")
     default_db = 'db: "var/tracker.db"'
     assert default_db in original, "endpoints.yml no longer has the default SQLite path"
+    default_events = 'db: "var/events.db"'
+    assert default_events in original, "endpoints.yml no longer has the default SQL event broker path"
     path = directory / "endpoints.yml"
-    path.write_text(original.replace(default_db, f'db: "{directory / "tracker.db"}"'), encoding="utf-8")
+    path.write_text(original.replace(default_db, f'db: "{directory / "tracker.db"}"')
+                    .replace(default_events, f'db: "{directory / "events.db"}"'), encoding="utf-8")
     return path
 
 
 def start_test_servers(model: Path, directory: Path, endpoints: Path,
                        extra_env: Optional[Dict[str, str]] = None) -> RunningServers:
-    """The real action and Rasa servers on free loopback ports, logging into ``directory/logs``."""
+    """The real action and Rasa servers (and the compliance consumer, writing ``directory/compliance.db``) on free
+    loopback ports, logging into ``directory/logs``."""
     config = ServerConfig(model=model, rasa_port=free_port(), action_port=free_port(), token=TEST_TOKEN,
-                          endpoints=str(endpoints), log_dir=directory / "logs", extra_env=extra_env or {})
+                          endpoints=str(endpoints), log_dir=directory / "logs", extra_env=extra_env or {},
+                          compliance_database_url=f"sqlite:///{directory / 'compliance.db'}")
     return start_servers(config)
 
 

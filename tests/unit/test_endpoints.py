@@ -1,9 +1,17 @@
 """endpoints.yml and endpoints.production.yml resolve the way Rasa reads them."""
 from __future__ import annotations
 
+import pytest
 from rasa.utils.endpoints import read_endpoint_config
 
 from bot import PROJECT_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _rabbitmq_settings(monkeypatch):
+    for name, value in {"RABBITMQ_HOST": "mq.internal", "RABBITMQ_PORT": "5672", "RABBITMQ_USER": "u",
+                        "RABBITMQ_PASSWORD": "p", "RABBITMQ_QUEUE": "rasa_events"}.items():
+        monkeypatch.setenv(name, value)
 
 
 def test_action_endpoint_port_comes_from_the_environment(monkeypatch):
@@ -49,3 +57,18 @@ def test_production_buffers_the_turns_answered_while_postgres_is_down(monkeypatc
     from bot.tracker_store import BufferedSQLTrackerStore
 
     assert class_from_module_path(production.type) is BufferedSQLTrackerStore
+
+
+def test_events_go_to_the_sql_broker_by_default_and_to_rabbitmq_buffered_in_production(monkeypatch):
+    for name in ("ACTION_SERVER_PORT", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "REDIS_HOST",
+                 "REDIS_PORT", "REDIS_DB"):
+        monkeypatch.setenv(name, "1")
+    default = read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "event_broker")
+    assert (default.type, default.kwargs["dialect"], default.kwargs["db"]) == ("sql", "sqlite", "var/events.db")
+    production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "event_broker")
+    from rasa.shared.utils.common import class_from_module_path
+
+    from bot.event_broker import BufferedPikaEventBroker
+
+    assert class_from_module_path(production.type) is BufferedPikaEventBroker
+    assert production.url == "mq.internal" and production.kwargs["queues"] == ["rasa_events"]
