@@ -5,7 +5,8 @@ with a JSON list of bot messages). Differences:
 
 * a malformed body, a missing or invalid ``sender`` or a non-string ``message`` gets HTTP 400 with
   ``{"error": "<reason>"}`` instead of reaching the dialogue under a default sender;
-* every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits).
+* every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits), with the
+  peer address as the client of the per-client rate limit (``bot.channels.limits``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sanic.exceptions import InvalidUsage
 from sanic.request import Request
 
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.channels.limits import current_client
 
 MAX_SENDER_CHARS = 128
 """Longest accepted ``sender`` id, in characters."""
@@ -63,6 +65,7 @@ class ValidatedRestInput(RestInput):
         async def validate(request: Request) -> Optional[response.HTTPResponse]:
             if request.method != "POST":
                 return None
+            current_client.set(f"ip:{request.remote_addr or request.ip}")
             problem = request_problem(request)
             if problem is None:
                 return None

@@ -10,7 +10,8 @@ Routes (all GET):
 
 * ``/webhooks/widget/`` the standalone chat page (web/index.html), as a bank app's web view opens it;
 * ``/webhooks/widget/<file>`` one of :data:`STATIC_FILES` (embed.js, widget.css, demo.html, ...);
-* ``/webhooks/widget/history/<session_id>`` the session's transcript, see :func:`session_transcript`.
+* ``/webhooks/widget/history/<session_id>`` the session's transcript, see :func:`session_transcript`
+  (HTTP 429 over the ``history`` rate limit per client, ``bot.channels.limits``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import PROJECT_ROOT
+from bot.channels.limits import default_limiter
 from bot.privacy import mask_pii
 
 WEB_DIR = PROJECT_ROOT / "web"
@@ -158,6 +160,9 @@ class WidgetInput(InputChannel):
             headers = {"Cache-Control": "no-store"}
             if not SESSION_ID.match(session_id):
                 return response.json({"error": "unknown session"}, status=404, headers=headers)
+            if not await default_limiter().allow("history", f"ip:{request.remote_addr or request.ip}"):
+                return response.json({"error": "too many history requests; try again in a minute"}, status=429,
+                                     headers={**headers, "Retry-After": "60"})
             agent = getattr(request.app.ctx, "agent", None)
             store = getattr(agent, "tracker_store", None)
             tracker = await store.retrieve(session_id) if store is not None else None
