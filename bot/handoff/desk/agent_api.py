@@ -96,6 +96,10 @@ def presence_view(app: Any) -> Dict[str, Any]:
     return {"agents_present": present, "open_now": open_now, "agents_on_duty": open_now and bool(present)}
 
 
+QUEUE_PAGE = 100
+"""Tickets per page of the queue route; the desk page fetches every page."""
+
+
 @bp.get("/me")
 @agent_route
 async def me(request: Request, agent: str) -> response.HTTPResponse:
@@ -107,10 +111,18 @@ async def me(request: Request, agent: str) -> response.HTTPResponse:
 @bp.get("/tickets")
 @agent_route
 async def queue(request: Request, agent: str) -> response.HTTPResponse:
-    """Open tickets by priority, then age (``?include_closed=1``: closed ones last)."""
+    """Open tickets, danger alerts first, then by priority, then age (``?include_closed=1``: closed ones last),
+    QUEUE_PAGE at a time from ``?offset=`` (default 0); ``next_offset`` is the next page's offset, or null after
+    the last page. 400 for an offset that is not a number."""
     include_closed = request.args.get("include_closed") in ("1", "true")
-    tickets = await blocking(request.app.ctx.store.queue, include_closed)
-    return response.json({"tickets": [ticket_view(t) for t in tickets], **presence_view(request.app)})
+    raw_offset = request.args.get("offset") or "0"
+    if not raw_offset.isdigit():
+        return response.json({"error": "'offset' must be a whole number"}, status=400)
+    offset = int(raw_offset)
+    tickets = await blocking(request.app.ctx.store.queue, include_closed, QUEUE_PAGE + 1, offset)
+    next_offset = offset + QUEUE_PAGE if len(tickets) > QUEUE_PAGE else None
+    return response.json({"tickets": [ticket_view(t) for t in tickets[:QUEUE_PAGE]], "next_offset": next_offset,
+                          **presence_view(request.app)})
 
 
 @bp.get("/presence")
