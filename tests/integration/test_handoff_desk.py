@@ -128,6 +128,21 @@ def test_a_flood_of_distress_tickets_never_hides_a_real_crisis_and_every_ticket_
     assert _api(desk, "GET", "/api/tickets?offset=x")[0] == 400
 
 
+def test_personal_data_in_agent_replies_and_notes_is_masked_before_it_is_stored_or_sent(desk, store, rasa):
+    ticket = _ticket(store)
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+    mobile, resident_id = "13812345678", "11010519491231002X"
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/reply", {"text": f"请回拨{mobile}"})
+    assert status == 200 and mobile not in body["sent"]
+    assert mobile not in rasa.appended[ticket.sender_id][-1]["text"]
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/notes", {"text": f"身份证{resident_id}"})[0] == 201
+    stored = json.dumps([n.to_dict() for n in store.notes(ticket.id)]
+                        + [e.to_dict() for e in store.audit_log(ticket.id)]
+                        + [d.__dict__ for d in store.deliveries(ticket.id)], ensure_ascii=False, default=str)
+    assert mobile not in stored and resident_id not in stored and "[" in stored
+    store.leave(ticket.sender_id)
+
+
 def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
     ticket = _ticket(store)
     sender = ticket.sender_id

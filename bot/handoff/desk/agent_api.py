@@ -30,6 +30,7 @@ from bot.handoff.priority import PRIORITY_LABELS, REASON_LABELS
 from bot.handoff.rasa_client import RasaUnavailable, RasaUndelivered
 from bot.handoff.store import OUTCOMES, HandoffStoreError, Ticket, utcnow
 from bot.handoff.summary import SLOT_LABELS, transcript
+from bot.privacy import mask_pii
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +180,10 @@ async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
 @bp.post("/tickets/<ticket_id:str>/reply")
 @agent_route
 async def reply(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
-    """``{"text": ...}``: send the holder's message to the user on their latest channel."""
-    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    """``{"text": ...}``: send the holder's message to the user on their latest channel. Personal data in it is
+    masked first (bot.privacy), so neither the tracker, the audit log nor the webhook stores it; ``sent`` says
+    what the user got."""
+    text = mask_pii(text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars))
     rasa = request.app.ctx.rasa
     store = request.app.ctx.store
     found = await blocking(store.require_holder, ticket_id, agent)
@@ -219,8 +222,8 @@ async def release(request: Request, agent: str, ticket_id: str) -> response.HTTP
 @bp.post("/tickets/<ticket_id:str>/notes")
 @agent_route
 async def add_note(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
-    """``{"text": ...}``: an internal note (never shown to the user); 201."""
-    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    """``{"text": ...}``: an internal note (never shown to the user), personal data masked (bot.privacy); 201."""
+    text = mask_pii(text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars))
     note = await blocking(request.app.ctx.store.add_note, ticket_id, agent, text)
     return response.json({"note": note.to_dict()}, status=201)
 
