@@ -9,6 +9,16 @@ from bot.knowledge import Knowledge, default_knowledge
 from bot.project_files import merged_domain
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter():
+    """Each test starts with empty in-memory rate-limit counters (bot.channels.limits)."""
+    from bot.channels.limits import reset_default_limiter
+
+    reset_default_limiter()
+    yield
+    reset_default_limiter()
+
+
 @pytest.fixture(scope="session")
 def knowledge() -> Knowledge:
     """The project's validated knowledge files."""

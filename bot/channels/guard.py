@@ -14,7 +14,9 @@ from typing import Any, Awaitable, Callable, Dict, Mapping
 
 from rasa.core.channels.channel import UserMessage
 
+from bot.channels.limits import current_client, default_limiter
 from bot.channels.turns import supervise_turns
+from bot.crisis import reads_as_danger
 from bot.handoff.paused import gate_paused_message
 from bot.privacy import mask_pii, mask_pii_with_counts
 from bot.texts import response_text
@@ -29,6 +31,15 @@ MESSAGE_TOO_LONG = "utter_message_too_long"
 
 PRIVACY_NOTICE = "utter_privacy_notice"
 """The response telling the user that personal data was masked."""
+
+RATE_LIMITED = "utter_rate_limited"
+"""The response answering a message over a rate limit (bot.channels.limits)."""
+
+RATE_LIMITED_DANGER = "utter_rate_limited_danger"
+"""The response answering a message over a rate limit that reads as danger: the hotlines, never silence."""
+
+DISTRESS_PAYLOAD = "/express_distress"
+"""The button payload of the distress intent, which counts as danger when throttled."""
 
 MAX_MESSAGE_CHARS = 2000
 """Longest user message (in characters, after stripping) passed to the dialogue; longer ones are refused with
@@ -75,9 +86,23 @@ async def _reply(message: UserMessage, response_name: str) -> None:
     await message.output_channel.send_response(message.sender_id, {"text": response_text(response_name)})
 
 
+async def _reply_throttled(message: UserMessage, text: str) -> None:
+    danger = reads_as_danger(text) or text.startswith(DISTRESS_PAYLOAD)
+    if danger:
+        from bot.channels.turns import render_fallback
+
+        await message.output_channel.send_response(message.sender_id, render_fallback(RATE_LIMITED_DANGER))
+    else:
+        await _reply(message, RATE_LIMITED)
+
+
 def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
     """Wrap a channel's ``on_new_message`` so that each message is screened first.
 
+    * over a rate limit (``bot.channels.limits``: per conversation, and per client when the channel set
+      ``current_client``): answered with ``utter_rate_limited``, or with the hotlines
+      (``utter_rate_limited_danger``) when it reads as danger or is ``/express_distress``; not passed on, so
+      a flood opens no tickets;
     * empty (or only control characters / whitespace): replied to with ``utter_empty_message``, not passed on;
     * longer than MAX_MESSAGE_CHARS: replied to with ``utter_message_too_long``, not passed on;
     * otherwise PII is masked (``bot.privacy``), the metadata is screened (``screen_metadata``: an allow-list,
@@ -96,6 +121,9 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
 
     async def screened(message: UserMessage) -> None:
         text = clean_text(message.text)
+        if not await default_limiter().allow_message(message.sender_id, current_client.get()):
+            await _reply_throttled(message, text)
+            return
         if not text:
             await _reply(message, EMPTY_MESSAGE)
             return

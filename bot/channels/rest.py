@@ -10,7 +10,8 @@ with a JSON list of bot messages). Differences:
 * when REST is signed (``SECURITY_MODE=production``, or ``BANK_SIGNING_KEY`` set), a request without a valid,
   fresh, unreplayed signature of the bank's backend gets HTTP 401 (bot.channels.rest_signing); in development
   without a bank key REST is open to whoever reaches the loopback port;
-* every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits).
+* every message is screened by :func:`bot.channels.guard.guard_messages` (PII masking, limits), with the
+  peer address as the client of the per-client rate limit (``bot.channels.limits``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sanic.request import Request
 
 from bot.channels import rest_signing
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.channels.limits import current_client
 from bot.channels.ownership import RESERVED_PREFIXES, SecurityConfigError, channel_security
 
 logger = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class ValidatedRestInput(RestInput):
         async def validate(request: Request) -> Optional[response.HTTPResponse]:
             if request.method != "POST":
                 return None
+            current_client.set(f"ip:{request.remote_addr or request.ip}")
             if config_problem is not None:
                 return response.json({"error": f"the REST channel is not configured: {config_problem}"},
                                      status=503)

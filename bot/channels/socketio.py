@@ -38,6 +38,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.guard import OnNewMessage, guard_messages
+from bot.channels.limits import current_client
 from bot.channels.ownership import (
     ChannelSecurity,
     SecurityConfigError,
@@ -180,6 +181,7 @@ class ScreenedSocketIOInput(SocketIOInput):
             output = CustomPayloadSocketIOOutput(sio, self.bot_message_evt)
             message = UserMessage(data.get("message", ""), output, sender_id,
                                   input_channel=self.name(), metadata=metadata)
+            current_client.set(f"sio:{sid}")  # the per-client rate limit counts per socket
             await screened(message)
 
         return blueprint

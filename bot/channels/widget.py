@@ -12,7 +12,8 @@ Routes (all GET):
 * ``/webhooks/widget/<file>`` one of :data:`STATIC_FILES` (embed.js, widget.css, demo.html, ...);
 * ``/webhooks/widget/history/<session_id>`` the session's transcript, see :func:`session_transcript`; it needs
   ``Authorization: Bearer <session token>`` issued for that session (bot.channels.ownership): 401 without a
-  valid token, 403 with a token of another session.
+  valid token, 403 with a token of another session;
+  HTTP 429 over the ``history`` rate limit per client (``bot.channels.limits``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import PROJECT_ROOT
+from bot.channels.limits import default_limiter
 from bot.channels.ownership import WIDGET_SENDER, SecurityConfigError, TokenRefused, bearer, channel_security
 from bot.channels.ownership import session_sender as token_sender
 from bot.privacy import mask_pii
@@ -164,6 +166,9 @@ class WidgetInput(InputChannel):
             headers = {"Cache-Control": "no-store"}
             if not SESSION_ID.match(session_id):
                 return response.json({"error": "unknown session"}, status=404, headers=headers)
+            if not await default_limiter().allow("history", f"ip:{request.remote_addr or request.ip}"):
+                return response.json({"error": "too many history requests; try again in a minute"}, status=429,
+                                     headers={**headers, "Retry-After": "60"})
             try:
                 owner = token_sender(channel_security(), bearer(request.headers.get("authorization")))
             except (TokenRefused, SecurityConfigError) as err:

@@ -334,14 +334,15 @@ class TicketStore:
             row = conn.execute(query).first()
         return None if row is None else _ticket(row)
 
-    def queue(self, include_closed: bool = False, limit: int = 200) -> List[Ticket]:
+    def queue(self, include_closed: bool = False, limit: int = 200, offset: int = 0) -> List[Ticket]:
         """Open tickets (queued, claimed, follow-up): those with a danger alert first, then the most urgent, then
-        the oldest; closed ones last if asked."""
+        the oldest; closed ones last if asked. ``limit`` tickets from position ``offset`` (0-based) of that order,
+        so that a caller can page through all of them."""
         query = select(tickets)
         if not include_closed:
             query = query.where(tickets.c.status != CLOSED)
         query = query.order_by((tickets.c.status == CLOSED), tickets.c.alert_at.is_(None), tickets.c.priority,
-                               tickets.c.created_at).limit(limit)
+                               tickets.c.created_at, tickets.c.id).limit(limit).offset(max(0, offset))
         with self.engine.connect() as conn:
             return [_ticket(row) for row in conn.execute(query)]
 

@@ -2,7 +2,8 @@
 
 Used by ``python -m bot run`` (the README's run command) and by the end-to-end tests, so the tests exercise
 the same start-up path as a user. Every server binds to 127.0.0.1 only; the Rasa HTTP API is protected by a
-token (``--auth-token``); the ``rest`` and ``socketio`` channels come from credentials.yml. The agent desk
+token (``--auth-token``, added in-process by ``bot.ops.rasa_launcher`` from the environment so that it is not on
+the command line); the ``rest`` and ``socketio`` channels come from credentials.yml. The agent desk
 (``python -m bot.handoff.desk``) is started first when ``ServerConfig.desk_port`` is set; the action server
 then hands tickets to it over its intake API (``HANDOFF_DESK_URL`` with the service token
 ``HANDOFF_INTAKE_TOKEN``, random per start unless set), and the desk reaches Rasa's HTTP API with the same
@@ -232,6 +233,27 @@ def server_environment(config: ServerConfig) -> Dict[str, str]:
     return env
 
 
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and parents) if missing and make it mode 700, and the files directly in it 600: the
+    tracker and ticket databases, the logs and the tokens in var/ are for this user only."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for child in path.iterdir():
+        if child.is_file() and not child.is_symlink():
+            child.chmod(0o600)
+
+
+def cors_arguments(env: Mapping[str, str]) -> List[str]:
+    """Rasa's ``--cors`` for the origins in ``RASA_CORS_ORIGINS`` (space- or comma-separated), or none at all.
+
+    Rasa's CORS (sanic-cors) sends ``Access-Control-Allow-Credentials``, and with ``--cors "*"`` it reflects any
+    origin, so any web page could call the API and the channels with the user's cookies. The widget is served
+    from the Rasa server's own origin and needs no CORS; a bank page embedding it from elsewhere is listed here.
+    """
+    origins = [origin for origin in env.get("RASA_CORS_ORIGINS", "").replace(",", " ").split() if origin != "*"]
+    return ["--cors", *origins] if origins else []
+
+
 def _without_channel_secrets(env: Mapping[str, str]) -> Dict[str, str]:
     return {name: value for name, value in env.items() if name not in CHANNEL_SECRETS}
 
@@ -301,8 +323,9 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
 
     Returns: RunningServers (call ``stop()``). Raises: ServerStartError (every process is stopped first).
     """
-    config.log_dir.mkdir(parents=True, exist_ok=True)
-    (config.root / "var").mkdir(exist_ok=True)
+    private_directory(config.root / "var")
+    private_directory(config.log_dir)
+    os.umask(0o077)  # logs, databases and tokens created from here on (and by the children) are 600
     full_env = server_environment(config)
     env = _without_channel_secrets(full_env)
     action_log = config.log_dir / "action-server.log"
@@ -321,14 +344,13 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
     action_argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(config.action_port)]
     action = subprocess.Popen(action_argv, cwd=config.root, env=env, stdout=handles[0], stderr=subprocess.STDOUT)
     rasa_cmd = [
-        sys.executable, "-m", "rasa", "run", "--enable-api", "--interface", LOOPBACK,
+        sys.executable, "-m", "bot.ops.rasa_launcher", "run", "--enable-api", "--interface", LOOPBACK,
         "--port", str(config.rasa_port), "--model", str(config.model),
         "--credentials", config.credentials, "--endpoints", config.endpoints,
-        "--cors", "*",
     ]
-    if config.token:
-        rasa_cmd += ["--auth-token", config.token]
+    rasa_cmd += cors_arguments(env)
     rasa_env = rasa_server_environment(full_env, config.session_key)
+    rasa_env["RASA_AUTH_TOKEN"] = config.token  # read by the launcher: never on the command line
     rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_env, stdout=handles[1], stderr=subprocess.STDOUT)
     logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
     specs = {

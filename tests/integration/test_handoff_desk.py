@@ -121,6 +121,38 @@ def test_queue_lists_open_tickets_by_priority_then_age(desk, store):
     assert first["status"] == QUEUED and first["age_seconds"] >= 0 and "transcript" not in first
 
 
+def test_a_flood_of_distress_tickets_never_hides_a_real_crisis_and_every_ticket_is_reachable(desk, store):
+    flood = [_ticket(store, 1, "distress") for _ in range(250)]
+    real = _ticket(store, 1, "distress")
+    store.raise_alert(real.sender_id, "我不想活了")  # the danger sentence that a real person in crisis wrote
+    seen, offset, pages = [], 0, 0
+    while offset is not None:
+        status, page = _api(desk, "GET", f"/api/tickets?offset={offset}")
+        assert status == 200
+        seen += [t["id"] for t in page["tickets"]]
+        offset, pages = page["next_offset"], pages + 1
+    for ticket in flood + [real]:  # the store is shared by the module's tests
+        store.leave(ticket.sender_id)
+    assert seen[0] == real.id
+    assert pages >= 3 and len(seen) == len(set(seen)) and {t.id for t in flood} <= set(seen)
+    assert _api(desk, "GET", "/api/tickets?offset=x")[0] == 400
+
+
+def test_personal_data_in_agent_replies_and_notes_is_masked_before_it_is_stored_or_sent(desk, store, rasa):
+    ticket = _ticket(store)
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/claim")[0] == 200
+    mobile, resident_id = "13812345678", "11010519491231002X"
+    status, body = _api(desk, "POST", f"/api/tickets/{ticket.id}/reply", {"text": f"请回拨{mobile}"})
+    assert status == 200 and mobile not in body["sent"]
+    assert mobile not in rasa.appended[ticket.sender_id][-1]["text"]
+    assert _api(desk, "POST", f"/api/tickets/{ticket.id}/notes", {"text": f"身份证{resident_id}"})[0] == 201
+    stored = json.dumps([n.to_dict() for n in store.notes(ticket.id)]
+                        + [e.to_dict() for e in store.audit_log(ticket.id)]
+                        + [d.__dict__ for d in store.deliveries(ticket.id)], ensure_ascii=False, default=str)
+    assert mobile not in stored and resident_id not in stored and "[" in stored
+    store.leave(ticket.sender_id)
+
+
 def test_an_agent_claims_reads_replies_notes_and_closes(desk, store, rasa):
     ticket = _ticket(store)
     sender = ticket.sender_id

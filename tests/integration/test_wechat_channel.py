@@ -484,3 +484,23 @@ def test_options_stay_answerable_after_the_channels_own_please_type_notice(tmp_p
         assert h.received[-1].text == domain["responses"]["utter_greet"][0]["buttons"][2]["payload"]
 
     _run(tmp_path, domain, scenario)
+
+
+@pytest.mark.parametrize("mode", ["plaintext", "safe"])
+def test_a_nonce_replayed_with_another_body_is_refused_and_a_retry_is_not(tmp_path, domain, mode):
+    async def scenario(h: Harness):
+        openid = _openid()
+        params, body = signed_request(h.settings, text_message(openid, "你好", msg_id=4242), nonce="424242")
+        assert (await h.post(params, body))[:2] == (200, "success")
+        assert (await h.post(params, body))[:2] == (200, "success")  # WeChat's retry: the same request
+        _, other = signed_request(h.settings, text_message(openid, "我要转账", msg_id=4343),
+                                  timestamp=int(params["timestamp"]), nonce="424242")
+        status, text, _ = await h.post(params, other)  # the signed query replayed with a new body
+        assert status == 403  # safe mode: the msg_signature no longer matches; plaintext: the remembered nonce
+        if mode == "plaintext":
+            assert "replayed" in json.loads(text)["error"]
+        await h.replies(openid, 1)
+        await asyncio.sleep(0.3)
+        assert len(h.received) == 1
+
+    _run(tmp_path, domain, scenario, mode=mode)

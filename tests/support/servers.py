@@ -5,6 +5,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -33,9 +34,14 @@ def write_sqlite_endpoints(directory: Path) -> Path:
 def start_test_servers(model: Path, directory: Path, endpoints: Path,
                        extra_env: Optional[Dict[str, str]] = None) -> RunningServers:
     """The real action and Rasa servers (and the compliance consumer, writing ``directory/compliance.db``) on free
-    loopback ports, logging into ``directory/logs``."""
+    loopback ports, logging into ``directory/logs``.
+
+    Every test client is 127.0.0.1, so the per-client rate limit is lifted unless ``extra_env`` sets
+    ``RATE_LIMITS``; counters in a shared Redis get a prefix of their own."""
+    env = {"RATE_LIMITS": "client=1000000/60", "RATE_LIMIT_PREFIX": f"test-{uuid.uuid4().hex}:",
+           **(extra_env or {})}
     config = ServerConfig(model=model, rasa_port=free_port(), action_port=free_port(), token=TEST_TOKEN,
-                          endpoints=str(endpoints), log_dir=directory / "logs", extra_env=extra_env or {},
+                          endpoints=str(endpoints), log_dir=directory / "logs", extra_env=env,
                           compliance_database_url=f"sqlite:///{directory / 'compliance.db'}")
     return start_servers(config)
 

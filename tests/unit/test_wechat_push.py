@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -10,7 +11,14 @@ from bot.channels.wechat.push import MAX_BODY_BYTES, read_push, verify_url
 from bot.channels.wechat.security import PushCrypto, PushRejected, check_timestamp, sign
 from bot.channels.wechat.settings import WeChatSettings
 from tests.support.wechat import APPID, OTHER_AES_KEY, TOKEN, environment, settings
-from tests.support.wechat_pushes import event_message, media_message, signed_request, signed_verification, text_message
+from tests.support.wechat_pushes import (
+    SAMPLE_ORIGINAL_ID,
+    event_message,
+    media_message,
+    signed_request,
+    signed_verification,
+    text_message,
+)
 
 OPENID = "oTest-openid-push"
 
@@ -174,10 +182,19 @@ def test_text_push_is_read_in_every_mode_and_format(mode, data_format):
         assert "有人说".encode() not in body and OPENID.encode() not in body
 
 
-def test_compatible_mode_also_accepts_plaintext_pushes():
+def test_compatible_mode_refuses_a_push_whose_encryption_was_stripped():
     s = settings(mode="compatible")
     params, body = signed_request(s, text_message(OPENID, "你好"), encrypt=False)
-    assert read_push(params, body, s, _crypto(s)).encrypted is False
+    _rejected(s, params, body, 403, "stripped encryption")
+
+
+@pytest.mark.parametrize("mode", ["plaintext", "compatible", "safe"])
+def test_a_push_to_another_mini_program_is_refused(mode):
+    s = replace(settings(mode=mode), original_id=SAMPLE_ORIGINAL_ID)
+    params, body = signed_request(s, text_message(OPENID, "你好"))
+    assert read_push(params, body, s, _crypto(s)).content == "你好"
+    params, body = signed_request(s, {**text_message(OPENID, "你好"), "ToUserName": "gh_someone_else"})
+    _rejected(s, params, body, 403, "'ToUserName' is not")
 
 
 @pytest.mark.parametrize("data_format", ["json", "xml"])

@@ -5,8 +5,9 @@ this webhook, waits five seconds for an answer and retries up to three times. So
 
 1. checks the request (signature, timestamp, decryption, AppID, format, size; see ``push``) and
    refuses a bad one with its 4xx before anything reaches the dialogue;
-2. records the push in the shared store (``store``) so that a retry, on this server or another,
-   is acknowledged without a second reply;
+2. remembers the request's nonce in the shared store (``store``) for the timestamp window and refuses (403) a
+   nonce that comes back with another body (a replayed signed query), and records the push so that a retry,
+   on this server or another, is acknowledged without a second reply;
 3. answers ``success`` at once and processes the message in the background: the openid becomes a keyed
    hash (``security``), the text goes through ``guard_messages`` (PII masking, limits) to the
    dialogue, and the replies go out through the customer-service send API (``delivery``);
@@ -25,6 +26,7 @@ reason and the other channels run normally.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -180,6 +182,10 @@ class WeChatService:
         uid = self.user_id(push.openid)
         try:
             delivery = await self.ready()
+            nonce_key = f"{self.settings.appid}:{params.get('timestamp')}:{params.get('nonce')}"
+            if not await delivery.store.remember_nonce(nonce_key, hashlib.sha256(body).hexdigest()):
+                logger.info("Refused a WeChat push that reused a nonce with another body (a replay).")
+                return _json_error(403, "'nonce' was already used with another request (replayed request)")
             transfer = (push.msg_type != "event" and self.settings.transfer_to_kf
                         and await delivery.store.transfer_active(uid))
             if not await delivery.store.claim(f"{self.settings.appid}:{push.dedup_key}"):

@@ -7,8 +7,10 @@ a :class:`~bot.channels.wechat.security.PushRejected` with its status. The check
 2. the timestamp against the server clock (403, replay protection) and ``signature`` (403);
 3. the body as JSON or XML, whichever ``WECHAT_DATA_FORMAT`` says (400);
 4. encrypted pushes (``encrypt_type=aes``): ``msg_signature`` (403), decryption (400), AppID (403);
-   an unencrypted push in safe mode is refused (400);
-5. the fields every push has: ``FromUserName``, ``CreateTime``, ``MsgType`` (400).
+   an unencrypted push in safe mode is refused (400), and in compatible mode too (403): WeChat then always
+   sends the ciphertext, so a push without it had its encryption stripped on the way (a downgrade);
+5. the fields every push has: ``FromUserName``, ``CreateTime``, ``MsgType`` (400), and ``ToUserName`` equal to
+   the mini-program's original id (``WECHAT_ORIGINAL_ID``) when that is configured (403).
 
 Push formats (text, image, miniprogrampage, the ``user_enter_tempsession`` event) are documented in
 developers.weixin.qq.com/miniprogram/dev/framework/open-ability/customer-message/receive.html.
@@ -153,7 +155,9 @@ def parse_document(body: bytes, data_format: str) -> Dict[str, Any]:
     return document
 
 
-def _checked(document: Dict[str, Any], encrypted: bool) -> Push:
+def _checked(document: Dict[str, Any], encrypted: bool, original_id: str = "") -> Push:
+    if original_id and document.get("ToUserName") != original_id:
+        raise PushRejected(403, "'ToUserName' is not this mini-program's original id (WECHAT_ORIGINAL_ID)")
     openid = document.get("FromUserName")
     msg_type = document.get("MsgType")
     create_time = document.get("CreateTime")
@@ -192,7 +196,10 @@ def read_push(params: Mapping[str, str], body: bytes, settings: WeChatSettings,
     if not encrypt_type:
         if settings.mode == "safe":
             raise PushRejected(400, "WECHAT_MODE is safe: unencrypted pushes are refused")
-        return _checked(document, encrypted=False)
+        if settings.mode == "compatible":
+            raise PushRejected(403, "WECHAT_MODE is compatible: WeChat sends every push encrypted, so a push "
+                                    "without encryption is refused (stripped encryption, a downgrade)")
+        return _checked(document, encrypted=False, original_id=settings.original_id)
     if crypto is None:
         raise PushRejected(400, "the push is encrypted but no WECHAT_ENCODING_AES_KEY is configured")
     encrypt = document.get("Encrypt")
@@ -200,4 +207,4 @@ def read_push(params: Mapping[str, str], body: bytes, settings: WeChatSettings,
         raise PushRejected(400, "an encrypted push must carry an 'Encrypt' field")
     plaintext = crypto.decrypt(encrypt, _param(params, "msg_signature"), params["timestamp"], params["nonce"])
     inner = parse_document(plaintext.encode("utf-8"), settings.data_format)
-    return _checked(inner, encrypted=True)
+    return _checked(inner, encrypted=True, original_id=settings.original_id)

@@ -6,6 +6,8 @@ Every setting is an environment variable (see docs/channels/wechat.md):
 ``WECHAT_APPID``                the mini-program's AppID (``wx...``); also checked inside decrypted pushes
 ``WECHAT_APPSECRET``            its AppSecret, used only to fetch the API access token
 ``WECHAT_TOKEN``                the 消息推送 Token (signs every push)
+``WECHAT_ORIGINAL_ID``          the mini-program's original id (``gh_...``); pushes to another ``ToUserName``
+                                are refused (unchecked when unset)
 ``WECHAT_ENCODING_AES_KEY``     the 43-character EncodingAESKey (required unless the mode is plaintext)
 ``WECHAT_MODE``                 ``plaintext`` | ``compatible`` | ``safe`` (消息加密方式; default ``safe``)
 ``WECHAT_DATA_FORMAT``          ``json`` | ``xml`` (数据格式; default ``json``)
@@ -94,6 +96,7 @@ class WeChatSettings:
     appid: str = ""
     appsecret: str = ""
     token: str = ""
+    original_id: str = ""
     encoding_aes_key: str = ""
     mode: str = "safe"
     data_format: str = "json"
@@ -131,6 +134,7 @@ class WeChatSettings:
             appid=get("WECHAT_APPID"),
             appsecret=get("WECHAT_APPSECRET"),
             token=get("WECHAT_TOKEN"),
+            original_id=get("WECHAT_ORIGINAL_ID"),
             encoding_aes_key=get("WECHAT_ENCODING_AES_KEY"),
             mode=get("WECHAT_MODE", "safe").lower(),
             data_format=get("WECHAT_DATA_FORMAT", "json").lower(),

@@ -33,6 +33,7 @@ from bot.handoff.priority import PRIORITY_LABELS, REASON_LABELS
 from bot.handoff.rasa_client import RasaUnavailable, RasaUndelivered
 from bot.handoff.store import OUTCOMES, HandoffStoreError, Ticket, utcnow
 from bot.handoff.summary import SLOT_LABELS, transcript
+from bot.privacy import mask_pii
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,10 @@ def presence_view(app: Any) -> Dict[str, Any]:
     return {"agents_present": present, "open_now": open_now, "agents_on_duty": open_now and bool(present)}
 
 
+QUEUE_PAGE = 100
+"""Tickets per page of the queue route; the desk page fetches every page."""
+
+
 @bp.get("/me")
 @desk_route("agent", "compliance")
 async def me(request: Request, agent: str) -> response.HTTPResponse:
@@ -139,13 +144,22 @@ async def me(request: Request, agent: str) -> response.HTTPResponse:
 @bp.get("/tickets")
 @agent_route
 async def queue(request: Request, agent: str) -> response.HTTPResponse:
-    """Open tickets by priority, then age (``?include_closed=1``: closed ones last)."""
+    """Open tickets, danger alerts first, then by priority, then age (``?include_closed=1``: closed ones last),
+    QUEUE_PAGE at a time from ``?offset=`` (default 0); ``next_offset`` is the next page's offset, or null after
+    the last page. 400 for an offset that is not a number."""
     include_closed = request.args.get("include_closed") in ("1", "true")
+    raw_offset = request.args.get("offset") or "0"
+    if not raw_offset.isdigit():
+        return response.json({"error": "'offset' must be a whole number"}, status=400)
+    offset = int(raw_offset)
     store = request.app.ctx.store
-    tickets = await blocking(store.queue, include_closed)
-    await blocking(store.record_read, agent, "queue", None, {"tickets": len(tickets),
+    tickets = await blocking(store.queue, include_closed, QUEUE_PAGE + 1, offset)
+    next_offset = offset + QUEUE_PAGE if len(tickets) > QUEUE_PAGE else None
+    page = tickets[:QUEUE_PAGE]
+    await blocking(store.record_read, agent, "queue", None, {"tickets": len(page), "offset": offset,
                                                              "include_closed": include_closed})
-    return response.json({"tickets": [ticket_view(t, store=store) for t in tickets], **presence_view(request.app)})
+    return response.json({"tickets": [ticket_view(t, store=store) for t in page], "next_offset": next_offset,
+                          **presence_view(request.app)})
 
 
 @bp.get("/presence")
@@ -203,8 +217,10 @@ async def claim(request: Request, agent: str, ticket_id: str) -> response.HTTPRe
 @bp.post("/tickets/<ticket_id:str>/reply")
 @agent_route
 async def reply(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
-    """``{"text": ...}``: send the holder's message to the user on their latest channel."""
-    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    """``{"text": ...}``: send the holder's message to the user on their latest channel. Personal data in it is
+    masked first (bot.privacy), so neither the tracker, the audit log nor the webhook stores it; ``sent`` says
+    what the user got."""
+    text = mask_pii(text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars))
     rasa = request.app.ctx.rasa
     store = request.app.ctx.store
     found = await blocking(store.require_holder, ticket_id, agent)
@@ -243,8 +259,8 @@ async def release(request: Request, agent: str, ticket_id: str) -> response.HTTP
 @bp.post("/tickets/<ticket_id:str>/notes")
 @agent_route
 async def add_note(request: Request, agent: str, ticket_id: str) -> response.HTTPResponse:
-    """``{"text": ...}``: an internal note (never shown to the user); 201."""
-    text = text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars)
+    """``{"text": ...}``: an internal note (never shown to the user), personal data masked (bot.privacy); 201."""
+    text = mask_pii(text_field(json_body(request), "text", request.app.ctx.settings.max_reply_chars))
     note = await blocking(request.app.ctx.store.add_note, ticket_id, agent, text)
     return response.json({"note": note.to_dict()}, status=201)
 

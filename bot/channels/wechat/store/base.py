@@ -65,6 +65,11 @@ def hashed_key(raw: str) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
+NONCE_TTL_SECONDS = 2 * 300 + 60
+"""How long a request nonce is remembered: the timestamp window on either side of now (bot.channels.wechat.security
+.MAX_CLOCK_SKEW_SECONDS, 300 s) and a minute of margin."""
+
+
 class KeyValueStore(abc.ABC):
     """An asynchronous store of string values under string keys, each key with a TTL, plus capped logs.
 
@@ -140,6 +145,16 @@ class WeChatStore:
         """Atomically record ``key`` (stored hashed); True if this call recorded it first, False if it was
         already there and not expired."""
         return await self.kv.add(f"dedup:{hashed_key(key)}", "1", ttl)
+
+    async def remember_nonce(self, nonce_key: str, fingerprint: str, ttl: float = NONCE_TTL_SECONDS) -> bool:
+        """Record the request ``nonce_key`` (appid, timestamp and nonce; stored hashed) with the ``fingerprint`` of
+        its body. True for a new nonce or the same request again (WeChat's retry); False when the nonce came with
+        another body: a signed query replayed within the timestamp window (the query signature does not cover a
+        plaintext body)."""
+        key = f"nonce:{hashed_key(nonce_key)}"
+        if await self.kv.add(key, fingerprint, ttl):
+            return True
+        return await self.kv.get(key) == fingerprint
 
     async def remember_openid(self, user_id: str, openid: str) -> None:
         """Store (or refresh for another :data:`USER_TTL_SECONDS`) the openid behind the hashed ``user_id``."""

@@ -81,7 +81,17 @@ function logout() {
 async function refreshQueue() {
   let data;
   try {
-    data = await api("GET", "/api/tickets" + ($("show-closed").checked ? "?include_closed=1" : ""));
+    // Page through every ticket (most urgent first), so that a flood of tickets never hides one.
+    const closed = $("show-closed").checked ? "&include_closed=1" : "";
+    let offset = 0;
+    const tickets = [];
+    for (;;) {
+      data = await api("GET", "/api/tickets?offset=" + offset + closed);
+      tickets.push(...data.tickets);
+      if (data.next_offset === null || data.next_offset === undefined) break;
+      offset = data.next_offset;
+    }
+    data.tickets = tickets;
   } catch (err) {
     if (err.status === 401) logout();
     return;
