@@ -326,6 +326,10 @@ def main(argv=None) -> int:
     bench.add_argument("--clients", default="1,8,32", help="REST client counts, comma-separated (default 1,8,32)")
     bench.add_argument("--only", choices=("stock", "project"), default=None, help="measure only one of the two")
     bench.add_argument("--out", type=Path, default=None, help="output folder (default reports/perf)")
+    bench.add_argument("--growth", type=int, default=0, metavar="TURNS",
+                       help="also time one conversation of TURNS turns: turn 10 against the last (default 0: off)")
+    bench.add_argument("--growth-only", action="store_true",
+                       help="with --growth: measure only the conversation growth, no load levels")
     bench.add_argument("--report-only", action="store_true",
                        help="measure nothing: render README.md and bench.png again from <out>/bench.json")
     agents = commands.add_parser("agents", help="issue, list and revoke agent desk credentials")
@@ -382,11 +386,14 @@ def main(argv=None) -> int:
         from bot.bench.run import DEFAULT_OUT, parse_clients
         from bot.bench.run import main as bench_main
 
+        if args.growth_only and args.growth < 1:
+            parser.error("--growth-only needs --growth TURNS")
         try:
-            clients = parse_clients(args.clients)
+            clients = [] if args.growth_only else parse_clients(args.clients)
         except ValueError as err:
             parser.error(str(err))
-        return bench_main(clients, args.duration, args.only, args.out or DEFAULT_OUT, args.report_only)
+        return bench_main(clients, args.duration, args.only, args.out or DEFAULT_OUT, args.report_only,
+                          growth_turns=args.growth)
     if args.command == "tune-blend":
         from bot.nlu.blend_tuning import tune
 

@@ -118,3 +118,39 @@ class BufferedSQLTrackerStore(SQLTrackerStore):
         if start is not None:
             return itertools.islice(tracker.events, start, len(tracker.events))
         return super()._additional_events(session, tracker)
+
+
+def recent_events(store: Any, sender_id: str, user_messages: int, page: int = 50) -> Optional[list]:
+    """The latest events of the conversation's current session in a SQL tracker store, oldest first (Rasa's event
+    JSON), read backwards ``page`` rows at a time until ``user_messages`` + 1 user messages or the session's start
+    are reached: the tail that a backward scan for the last ``user_messages`` user messages needs, without
+    reading the whole tracker. None when this cannot tell (not a SQL store, a tracker pending in memory, a
+    failed query); never raises. Rasa's wrappers around the store (``_tracker_store``) are looked through."""
+    import json
+
+    while hasattr(store, "_tracker_store"):
+        store = store._tracker_store
+    if not isinstance(store, SQLTrackerStore) or sender_id in getattr(store, "pending", {}):
+        return None
+    event = store.SQLEvent
+    found: list = []
+    users = 0
+    before: Optional[int] = None
+    try:
+        with store.session_scope() as session:
+            while True:
+                query = session.query(event.id, event.type_name, event.data).filter(event.sender_id == sender_id)
+                if before is not None:
+                    query = query.filter(event.id < before)
+                rows = query.order_by(event.id.desc()).limit(page).all()
+                for row_id, type_name, data in rows:
+                    before = row_id
+                    found.append(json.loads(data))
+                    users += type_name == "user"
+                    if type_name == "session_started" or users > user_messages:
+                        return list(reversed(found))
+                if len(rows) < page:
+                    return list(reversed(found))
+    except Exception as err:  # noqa: BLE001 - the caller reads the whole tracker instead
+        logger.debug("Reading the latest events failed: %s", err)
+        return None

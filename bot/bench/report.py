@@ -34,6 +34,10 @@ def _ms(value: Optional[float]) -> str:
     return DASH if value is None else f"{value:,.0f}"
 
 
+def _times(value: Optional[float]) -> str:
+    return DASH if value is None else f"{value:.2f}×"
+
+
 def _level(server: Optional[Mapping[str, Any]], clients: int) -> Optional[Mapping[str, Any]]:
     if not server:
         return None
@@ -86,6 +90,16 @@ def comparison_rows(result: Mapping[str, Any]) -> List[List[str]]:
         rows.append([f"REST errors, {clients} {plural}", _errors(ls), _errors(lp), ""])
         if any(level and level.get("flagged") is not None for level in (ls, lp)):
             rows.append([f"REST outage replies, {clients} {plural}", _flagged(ls), _flagged(lp), ""])
+    growth_s: Mapping[str, Any] = (stock or {}).get("growth") or {}
+    growth_p: Mapping[str, Any] = (project or {}).get("growth") or {}
+    if growth_s or growth_p:
+        turns = max(g["turns"] for g in (growth_s, growth_p) if g)
+        rows.append(["one conversation: turn 10 ms", _ms(growth_s.get("early_ms")),
+                     _ms(growth_p.get("early_ms")), ""])
+        rows.append([f"one conversation: turn {turns:,} ms", _ms(growth_s.get("late_ms")),
+                     _ms(growth_p.get("late_ms")), ""])
+        rows.append([f"one conversation: turn {turns:,} ÷ turn 10", _times(growth_s.get("ratio")),
+                     _times(growth_p.get("ratio")), ""])
     parse_s = (stock or {}).get("parse") or None
     parse_p = (project or {}).get("parse") or None
     parse_clients = result.get("parse_clients", 8)
@@ -155,6 +169,10 @@ def goal_rows(result: Mapping[str, Any]) -> List[List[str]]:
     if one_s and one_p and one_s.get("p50_ms") is not None and one_p.get("p50_ms") is not None:
         rows.append(["1 client: p50 no higher than stock's", f"{_ms(one_p['p50_ms'])} vs {_ms(one_s['p50_ms'])} ms",
                      verdict(one_p["p50_ms"] <= one_s["p50_ms"])])
+    growth = project.get("growth")
+    if growth and growth.get("ratio") is not None:
+        rows.append([f"one conversation: turn {growth['turns']:,} within 1.5× the latency of turn 10",
+                     f"{growth['ratio']:.2f}×", verdict(growth["ratio"] <= 1.5)])
     start = project.get("start_to_first_answer_s")
     if start is not None:
         rows.append(["start to first answer at most 30 s", f"{start:.1f} s", verdict(start <= 30)])

@@ -136,13 +136,33 @@ def outage_reply_flag() -> Callable[[Any], bool]:
 
 def measure(name: str, base_url: str, token: str, pids: Callable[[], Dict[str, int]], alive: Callable[[], bool],
             clients: Sequence[int], duration_s: float, run_id: str,
-            log: Callable[[str], None] = print, flag: Optional[Callable[[Any], bool]] = None) -> Dict[str, Any]:
-    """Steps 2-5 of the module docstring on a server that has answered once: RSS, the REST levels, the parse
-    level, RSS. ``pids()`` gives the current pid of each server process by name; ``alive()`` says whether all
-    still run; ``flag`` picks out REST answers to count (the outage reply). Returns the figures as JSON-ready
-    dicts (``rest``: one per client count, ``parse``, ``rss_idle_mb``/``rss_mb``: MB per process,
-    ``rss_total_mb``). Raises BenchError if a server exits."""
+            log: Callable[[str], None] = print, flag: Optional[Callable[[Any], bool]] = None,
+            growth_turns: int = 0) -> Dict[str, Any]:
+    """Steps 2-5 of the module docstring on a server that has answered once: RSS, the conversation growth
+    (``growth_turns`` turns of one sender, :mod:`bot.bench.growth`; skipped when 0), the REST levels (none when
+    ``clients`` is empty), the parse level (with the REST levels), RSS. ``pids()`` gives the current pid of
+    each server process by name; ``alive()`` says whether all still run; ``flag`` picks out REST answers to
+    count (the outage reply). Returns the figures as JSON-ready dicts (``rest``: one per client count,
+    ``parse``, ``growth``, ``rss_idle_mb``/``rss_mb``: MB per process, ``rss_total_mb``). Raises BenchError if
+    a server exits or a growth turn fails."""
+    from bot.bench.growth import GrowthError, run_growth
+
     figures: Dict[str, Any] = {"rss_idle_mb": {proc: tree_rss_mb(pid) for proc, pid in pids().items()}}
+    if growth_turns:
+        log(f"  {name}: one conversation, {growth_turns} turns...")
+        try:
+            growth = run_growth(base_url, MESSAGE, growth_turns, f"bench-{run_id}-{name}-growth", log=log)
+        except GrowthError as err:
+            raise BenchError(f"the {name} server failed a growth turn: {err}") from None
+        log(f"    turn 10: {growth['early_ms']} ms, turn {growth_turns}: {growth['late_ms']} ms "
+            f"(x{growth['ratio']})")
+        figures["growth"] = growth
+        if not alive():
+            raise BenchError(f"the {name} server exited during the growth measurement")
+    if not clients:
+        figures["rss_mb"] = {proc: tree_rss_mb(pid) for proc, pid in pids().items()}
+        figures["rss_total_mb"] = round(sum(figures["rss_mb"].values()), 1)
+        return figures
     rest: List[Dict[str, Any]] = []
     for count in clients:
         log(f"  {name}: REST, {count} client(s), {duration_s:g} s...")
@@ -171,7 +191,7 @@ def _log_level(log: Callable[[str], None], level: LevelResult, unit: str) -> Non
 
 
 def bench_stock(clients: Sequence[int], duration_s: float, run_id: str,
-                log: Callable[[str], None] = print) -> Dict[str, Any]:
+                log: Callable[[str], None] = print, growth_turns: int = 0) -> Dict[str, Any]:
     """Build (or reuse) and train (or reuse) the stock baseline, serve it on a free loopback port, measure it
     (:func:`measure`) and stop it. Returns its figures plus ``label``, ``start_to_first_answer_s`` and
     ``first_reply``. Raises BenchError (naming the log) if it does not start or exits."""
@@ -195,7 +215,7 @@ def bench_stock(clients: Sequence[int], duration_s: float, run_id: str,
             took, reply = wait_first_answer(base_url, alive, started, f"bench-{run_id}-stock-first")
             log(f"  stock: first answer after {took:g} s: {reply[:60]}")
             figures = measure("stock", base_url, "", lambda: {"rasa_server": process.pid}, alive, clients,
-                              duration_s, run_id, log)
+                              duration_s, run_id, log, growth_turns=growth_turns)
         except BenchError as err:
             raise BenchError(f"stock baseline: {err}; see {server_log}") from None
         finally:
@@ -230,7 +250,7 @@ def project_endpoints(directory: Path) -> Path:
 
 
 def bench_project(clients: Sequence[int], duration_s: float, run_id: str,
-                  log: Callable[[str], None] = print) -> Dict[str, Any]:
+                  log: Callable[[str], None] = print, growth_turns: int = 0) -> Dict[str, Any]:
     """Start the project as ``./scripts/run`` does (agent desk, action server, Rasa server; SQLite stores) on
     free loopback ports in a temporary folder, measure it (:func:`measure`) and stop it. Returns its figures
     plus ``label``, ``start_to_first_answer_s`` and ``first_reply``. The temporary folder is removed on
@@ -264,7 +284,7 @@ def bench_project(clients: Sequence[int], duration_s: float, run_id: str,
         took, reply = wait_first_answer(servers.rasa_url, alive, started, f"bench-{run_id}-project-first")
         log(f"  project: first answer after {took:g} s: {reply[:60]}")
         figures = measure("project", servers.rasa_url, token, pids, alive, clients, duration_s, run_id, log,
-                          flag=outage_reply_flag())
+                          flag=outage_reply_flag(), growth_turns=growth_turns)
     except BenchError as err:
         servers.stop()
         raise BenchError(f"project: {err}; see {config.log_dir}") from None
@@ -292,9 +312,11 @@ def commit_label() -> str:
 
 
 def run_bench(clients: Sequence[int] = DEFAULT_CLIENTS, duration_s: float = DEFAULT_DURATION_S,
-              only: Optional[str] = None, log: Callable[[str], None] = print) -> Dict[str, Any]:
+              only: Optional[str] = None, log: Callable[[str], None] = print,
+              growth_turns: int = 0) -> Dict[str, Any]:
     """Measure the stock baseline and the project (or ``only`` one of them, a name in SERVERS), one after the
-    other. Returns the whole benchmark as a JSON-ready dict: ``measured`` (UTC, ISO 8601), ``commit``,
+    other; with ``growth_turns``, also one conversation that long on each (``clients`` may then be empty:
+    no load levels). Returns the whole benchmark as a JSON-ready dict: ``measured`` (UTC, ISO 8601), ``commit``,
     ``cpu_count``, ``load_average_before`` (1, 5, 15 min), ``duration_s``, ``clients``, ``parse_clients``,
     ``senders_per_client``, ``message``, ``rasa_version``, ``python`` and ``servers`` (name → figures).
     Raises BenchError (ValueError for bad arguments)."""
@@ -302,8 +324,10 @@ def run_bench(clients: Sequence[int] = DEFAULT_CLIENTS, duration_s: float = DEFA
 
     if only is not None and only not in SERVERS:
         raise ValueError(f"--only must be one of {', '.join(SERVERS)}")
-    if not clients or any(c < 1 for c in clients) or duration_s <= 0:
+    if (not clients and not growth_turns) or any(c < 1 for c in clients) or duration_s <= 0:
         raise ValueError("client counts must be positive and the duration above zero")
+    if growth_turns < 0:
+        raise ValueError("the growth turns must not be negative")
     run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "-" + secrets.token_hex(3)
     result: Dict[str, Any] = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -323,7 +347,7 @@ def run_bench(clients: Sequence[int] = DEFAULT_CLIENTS, duration_s: float = DEFA
         if only and name != only:
             continue
         bench = bench_stock if name == "stock" else bench_project
-        result["servers"][name] = bench(clients, duration_s, run_id, log)
+        result["servers"][name] = bench(clients, duration_s, run_id, log, growth_turns)
     return result
 
 
@@ -346,7 +370,7 @@ def parse_clients(text: str) -> List[int]:
 
 
 def main(clients: Sequence[int], duration_s: float, only: Optional[str], out: Path,
-         report_only: bool = False) -> int:
+         report_only: bool = False, growth_turns: int = 0) -> int:
     """The ``bench`` command: run (or with ``report_only`` re-render from ``out/bench.json``), print the table,
     write the files. Returns the exit code: 0, or 1 with the reason on stderr."""
     from bot.bench.report import console_table
@@ -359,7 +383,7 @@ def main(clients: Sequence[int], duration_s: float, only: Optional[str], out: Pa
         result = json.loads(source.read_text(encoding="utf-8"))
     else:
         try:
-            result = run_bench(clients, duration_s, only)
+            result = run_bench(clients, duration_s, only, growth_turns=growth_turns)
         except (BenchError, ValueError) as err:
             print(f"Benchmark failed: {err}", file=sys.stderr)
             return 1

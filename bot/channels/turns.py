@@ -42,7 +42,7 @@ from rasa.core.channels.channel import OutputChannel, UserMessage
 
 from bot.channels import action_watch
 from bot.crisis import reads_as_danger
-from bot.crisis_reminder import REMINDER_RESPONSE, reminder_due
+from bot.crisis_reminder import REMINDER_RESPONSE, REMINDER_USER_TURNS, reminder_due
 
 logger = logging.getLogger(__name__)
 
@@ -319,19 +319,25 @@ class TurnSupervisor:
         ``utter_crisis_reminder`` (bot.crisis_reminder). Skipped when the store cannot be read in time."""
         if agent is None:
             return
-        try:
-            tracker = await asyncio.wait_for(primary_tracker_store(agent.tracker_store).retrieve(message.sender_id),
-                                             2.0)
-        except Exception as err:  # noqa: BLE001  (no record to go by: the turn's own answer stands)
-            logger.warning("Could not read the tracker for the hotline reminder: %s", err)
-            return
-        if tracker is None:
-            return
         from bot.knowledge import default_knowledge
+        from bot.tracker_store import recent_events
 
         hotline = default_knowledge().template_values()["psychological_hotline"]
-        events = [event.as_dict() for event in tracker.events]
-        if not reminder_due(events, [str(m.get("text") or "") for m in sent], hotline):
+        texts = [str(m.get("text") or "") for m in sent]
+        if any(hotline in text for text in texts):
+            return  # this turn named the hotline: nothing to read
+        store = primary_tracker_store(agent.tracker_store)
+        events = recent_events(store, message.sender_id, REMINDER_USER_TURNS)
+        if events is None:  # not a SQL store: read the whole tracker
+            try:
+                tracker = await asyncio.wait_for(store.retrieve(message.sender_id), 2.0)
+            except Exception as err:  # noqa: BLE001  (no record to go by: the turn's own answer stands)
+                logger.warning("Could not read the tracker for the hotline reminder: %s", err)
+                return
+            if tracker is None:
+                return
+            events = [event.as_dict() for event in tracker.events]
+        if not reminder_due(events, texts, hotline):
             return
         reply = self.services.render(REMINDER_RESPONSE)
         try:

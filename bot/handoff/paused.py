@@ -196,7 +196,45 @@ async def _append(agent: Any, sender_id: str, events: List[Any]) -> None:
         await agent.tracker_store.save(tracker)
 
 
+PAUSE_STATE_EVENTS = ("pause", "resume", "restart", "session_started", "rewind", "undo")
+"""The ``type_name`` of the events that can change whether a tracker is paused: ConversationPaused and
+ConversationResumed set and clear it, Restarted and SessionStarted reset the tracker (unpaused), and
+UserUtteranceReverted and ActionReverted replay it (Rasa 3.6, rasa/shared/core/events.py)."""
+
+NOT_PAUSED_MARKERS = frozenset({"", "resume", "restart", "session_started"})
+"""Latest pause-state events (``""``: none at all) after which the conversation is certainly not paused."""
+
+
+def latest_pause_marker(store: Any, sender_id: str) -> Optional[str]:
+    """The ``type_name`` of the conversation's latest PAUSE_STATE_EVENTS event in a SQL tracker store (one
+    indexed query of one row; ``""`` when it has none), or None when that cannot tell: not a SQL store (or
+    Rasa's wrappers around one), a conversation with a tracker still pending in memory
+    (bot.tracker_store.BufferedSQLTrackerStore), or a failed query. Never raises."""
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    from bot.channels.turns import primary_tracker_store
+
+    primary = primary_tracker_store(store)
+    if not isinstance(primary, SQLTrackerStore) or sender_id in getattr(primary, "pending", {}):
+        return None
+    event = primary.SQLEvent
+    try:
+        with primary.session_scope() as session:
+            row = (session.query(event.type_name)
+                   .filter(event.sender_id == sender_id, event.type_name.in_(PAUSE_STATE_EVENTS))
+                   .order_by(event.id.desc()).limit(1).first())
+    except Exception as err:  # noqa: BLE001 - the full read below decides (fail-safe, as before)
+        logger.debug("Pause marker query failed: %s", err)
+        return None
+    return "" if row is None else str(row[0])
+
+
 async def _is_paused(agent: Any, sender_id: str) -> bool:
+    """Whether the conversation is paused now. The common answer, not paused, comes from one query of one row
+    (:func:`latest_pause_marker`); only a conversation whose latest such event is a pause (or a revert, or a
+    store that cannot say) is read whole, for Rasa's own ``is_paused`` and session expiry."""
+    if latest_pause_marker(agent.tracker_store, sender_id) in NOT_PAUSED_MARKERS:
+        return False
     tracker = await agent.tracker_store.retrieve(sender_id)
     if tracker is None or not tracker.is_paused():
         return False
