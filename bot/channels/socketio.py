@@ -25,6 +25,9 @@ A refused customer token also gets ``refused`` (no session).
 Messages sent outside a user turn (the agent desk through Rasa's HTTP API) go through
 :class:`OutOfTurnSocketIOOutput`, which refuses to pretend: when no socket is in the session's room, it raises
 bot.handoff.delivery.AgentMessageNotDelivered, so the agent is told "not delivered", never "sent".
+
+With several replicas, ``SOCKETIO_REDIS_URL`` shares the rooms and the presence of sockets through Redis
+(bot/channels/socketio_rooms.py), so that a message sent on one replica reaches a socket on another.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from bot.channels.ownership import (
     new_web_sender,
     session_sender,
 )
+from bot.channels.socketio_rooms import LocalPresence, Presence, install_shared_rooms
 from bot.handoff.delivery import AgentMessageNotDelivered
 
 logger = logging.getLogger(__name__)
@@ -71,20 +75,17 @@ class CustomPayloadSocketIOOutput(SocketIOOutput):
 class OutOfTurnSocketIOOutput(CustomPayloadSocketIOOutput):
     """The output for messages sent outside a user turn: delivered only to a session room with a socket in it."""
 
-    def __init__(self, sio: Any, bot_message_evt: str, namespace: Optional[str] = None) -> None:
+    def __init__(self, sio: Any, bot_message_evt: str, namespace: Optional[str] = None,
+                 presence: Optional[Presence] = None) -> None:
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace or "/"
-
-    def _connected(self, room: str) -> bool:
-        try:
-            return any(True for _ in self.sio.manager.get_participants(self.namespace, room))
-        except (AttributeError, KeyError):
-            return False
+        self.presence: Presence = presence or LocalPresence(sio, self.namespace)
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
-        """Send ``message`` if the user's session has a connected socket. Raises AgentMessageNotDelivered
-        otherwise (Rasa then stores nothing and the desk reports the message as not delivered)."""
-        if not self._connected(recipient_id):
+        """Send ``message`` if the user's session has a connected socket (on any replica, with shared rooms).
+        Raises AgentMessageNotDelivered otherwise (Rasa then stores nothing and the desk reports the message as
+        not delivered)."""
+        if not await self.presence.connected(recipient_id):
             raise AgentMessageNotDelivered("the user's widget is not connected")
         await super().send_response(recipient_id, message)
 
@@ -97,18 +98,26 @@ class ScreenedSocketIOInput(SocketIOInput):
         """``socketio``, the name of Rasa's own channel, so that clients and ``output_channel`` stay the same."""
         return "socketio"
 
+    presence: Optional[Presence] = None
+    """Who is connected: set by :meth:`blueprint` (Redis-backed when ``SOCKETIO_REDIS_URL`` is set)."""
+
     def get_output_channel(self) -> Optional[CustomPayloadSocketIOOutput]:
         """The output used when a message is sent outside a user turn (e.g. by the agent desk via the API):
         it raises AgentMessageNotDelivered when the user's socket is gone."""
         if self.sio is None:
             return None
-        return OutOfTurnSocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
+        return OutOfTurnSocketIOOutput(self.sio, self.bot_message_evt, self.namespace, self.presence)
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Rasa's socketio blueprint around the screened callback, with a working ``session_request``."""
         screened = guard_messages(on_new_message)
         blueprint = super().blueprint(screened)
         sio = blueprint.ctx.sio
+        presence = self.presence = install_shared_rooms(sio, self.namespace)
+
+        @sio.on("disconnect", namespace=self.namespace)
+        async def disconnect(sid: str, *reason: Any) -> None:  # python-socketio >= 5.12 passes a reason
+            await presence.left(sid)
 
         try:
             security: Optional[ChannelSecurity] = channel_security()
@@ -150,11 +159,13 @@ class ScreenedSocketIOInput(SocketIOInput):
                 left = sio.leave_room(sid, previous, namespace=self.namespace)
                 if inspect.isawaitable(left):
                     await left
+                await presence.left(sid)
             await sio.save_session(sid, {SENDER_KEY: sender_id}, namespace=self.namespace)
             # Always in the conversation's room (the room is how replies reach it), whatever session_persistence.
             joined = sio.enter_room(sid, sender_id, namespace=self.namespace)
             if inspect.isawaitable(joined):
                 await joined
+            await presence.joined(sender_id, sid)
             await sio.emit("session_confirm", {"session_id": sender_id,
                                                "session_token": issue_session_token(security, sender_id)},
                            room=sid)

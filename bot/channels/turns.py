@@ -20,8 +20,10 @@ input channel; ``bot.channels.guard`` composes it after screening. Per message i
    ``utter_crisis_reminder`` (bot.crisis_reminder);
 6. records the outage reply in the tracker in the background (never delaying the reply), under the
    conversation's lock; when the turn left no record of the user's message (it timed out or failed before
-   saving), the message is recorded with it, so the conversation's record is complete. If the store is down
-   the record is skipped, and logged.
+   saving), the message is recorded with it, so the conversation's record is complete. If the store (or the
+   lock store) is down the record is tried again every ``RECORD_RETRY_SECONDS`` until ``RECORD_TIMEOUT``, so a
+   short outage (a restarted Redis) loses no turn; it is then appended after any turn answered meanwhile. After
+   that it is skipped, and logged.
 
 The late reply: a timed-out turn is cancelled and its output is sealed first, so nothing it sends afterwards
 reaches the user (dropped, logged). Cancellation happens at an ``await``: Rasa saves a turn's tracker once,
@@ -53,7 +55,11 @@ TURN_DEADLINE = float(os.environ.get("TURN_DEADLINE_SECONDS", "6"))
 bot.channels.action_watch.DEFAULT_ACTION_TIMEOUT, so a failed call still leaves time for the rest)."""
 
 RECORD_TIMEOUT = 30.0
-"""Seconds the background recording of an outage reply may take (lock wait included) before it gives up."""
+"""Seconds the background recording of an outage reply may take (lock wait and retries included) before it
+gives up."""
+
+RECORD_RETRY_SECONDS = 1.0
+"""Seconds between two attempts to record an outage reply while the tracker or lock store is down."""
 
 FALLBACK = "utter_outage_fallback"
 """The outage reply: the official route."""
@@ -358,8 +364,12 @@ class TurnSupervisor:
 
     async def _record(self, agent: Any, message: UserMessage, sent: List[Dict[str, Any]],
                       marker: str = "outage_fallback") -> None:
+        async def until_recorded() -> None:
+            while not await record_fallback(agent, message, sent, marker):
+                await asyncio.sleep(RECORD_RETRY_SECONDS)
+
         try:
-            await asyncio.wait_for(record_fallback(agent, message, sent, marker), RECORD_TIMEOUT)
+            await asyncio.wait_for(until_recorded(), RECORD_TIMEOUT)
         except TimeoutError:
             logger.error("Recording the outage reply to sender %s took over %g s; given up.", message.sender_id,
                          RECORD_TIMEOUT)

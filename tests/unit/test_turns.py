@@ -35,6 +35,16 @@ from bot.channels.turns import (
 ANSWER = {"text": "正常的回答"}
 
 
+@pytest.fixture(autouse=True)
+def _quick_record_retries(monkeypatch):
+    """Retry a failed record every 10 ms and give up after 0.5 s, so that stores that never come back (the
+    fakes below) cost a test half a second rather than RECORD_TIMEOUT."""
+    import bot.channels.turns as turns
+
+    monkeypatch.setattr(turns, "RECORD_RETRY_SECONDS", 0.01)
+    monkeypatch.setattr(turns, "RECORD_TIMEOUT", 0.5)
+
+
 def _services(agent=None, deadline=0.5, watch=None):
     return TurnServices(agent=lambda: agent, watch=watch or ActionServerWatch(), deadline=deadline)
 
@@ -239,6 +249,25 @@ def test_a_failing_store_skips_the_record_without_raising():
     message = UserMessage("你好", CollectingOutputChannel(), "u1")
     assert asyncio.run(record_fallback(agent, message, [{"text": "x"}])) is False
     assert not agent.tracker_store.fallback_tracker_store.store, "nothing written to the fail-safe's memory"
+
+
+def test_an_outage_reply_is_recorded_once_the_lock_store_is_back():
+    agent = _Agent()
+    failures = {"left": 3}
+    real_lock = agent.lock_store.lock
+
+    def flaky_lock(sender_id, *args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ConnectionError("lock store restarting")
+        return real_lock(sender_id, *args, **kwargs)
+
+    agent.lock_store.lock = flaky_lock
+    message, replies, _ = _run(TurnSupervisor(_raises, _services(agent=agent)), "你好")
+    tracker = asyncio.run(agent.tracker_store.retrieve("u1"))
+    assert failures["left"] == 0
+    assert [e.message_id for e in tracker.events if isinstance(e, UserUttered)] == [message.message_id]
+    assert [b.text for b in tracker.events if isinstance(b, BotUttered)] == replies
 
 
 def test_primary_tracker_store_unwraps_rasas_fail_safe():
