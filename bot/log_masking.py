@@ -1,22 +1,30 @@
-"""Personal data masked in Rasa's own structured log lines, through Rasa's anonymisation hook.
+"""Personal data masked in Rasa's own structured log lines.
 
-Rasa 3.6 passes the values of its structured log events under keys such as ``text``, ``user_text`` and
-``tracker_latest_message`` through the pipeline that a plugin returns from the ``get_anonymization_pipeline``
-hook (rasa/utils/log_utils.py ``_anonymizer``, rasa/plugin.py). The channels already hand the dialogue masked
-text (bot.channels.guard), but on a failure path Rasa logs the request's own copy: the REST channel's
-``rest.message.received.failure`` and ``.timeout`` events carry the text as it arrived, e.g. when the tracker or
-the lock store fails. :func:`register` adds this module as a Rasa plugin (``bot.ops.rasa_launcher`` does it
-before Rasa starts), so those values are masked with ``bot.privacy`` before any log handler sees them.
+Rasa 3.6 renders its structured log events through structlog processors, the first being
+``rasa.utils.log_utils._anonymizer``, which passes the values under keys such as ``text``, ``user_text`` and
+``tracker_latest_message`` to an anonymisation pipeline, if a plugin provides one. The channels already hand the
+dialogue masked text (bot.channels.guard), but on a failure path Rasa logs the request's own copy: the REST
+channel's ``rest.message.received.failure`` and ``.timeout`` events carry the text as it arrived, e.g. when the
+tracker or the lock store fails.
+
+:func:`register` (``bot.ops.rasa_launcher`` calls it before Rasa configures its logging) puts
+:func:`mask_log_values` in that processor's place. It does not provide a plugin pipeline: Rasa's processor would
+then read the whole tracker again on every message to feed it the new events (rasa/core/processor.py
+``run_anonymization_pipeline``), which the masked text makes pointless.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import pluggy
+from typing import Any, Dict
 
 from bot.privacy import mask_pii
 
-hookimpl = pluggy.HookimplMarker("rasa")
+LOGGED_TEXT_KEYS = frozenset({
+    "text", "response_text", "user_text", "slot_values", "parse_data_text", "parse_data_entities",
+    "prediction_events", "tracker_latest_message", "prefilled_slots", "message", "response", "slot_candidates",
+    "rasa_event", "rasa_events", "tracker_states", "current_states", "old_states", "successes",
+    "current_entity", "next_entity", "states", "entity", "token_text", "user_message", "json_message",
+})
+"""The event keys Rasa 3.6's ``_anonymizer`` treats as user content (rasa/utils/log_utils.py)."""
 
 
 def masked(value: Any) -> Any:
@@ -30,30 +38,16 @@ def masked(value: Any) -> Any:
     return value
 
 
-class MaskingPipeline:
-    """What Rasa's ``_anonymizer`` calls: ``log_run(value)`` returns the value to log."""
-
-    def log_run(self, value: Any) -> Any:
-        """``value`` masked (see :func:`masked`)."""
-        return masked(value)
-
-
-PIPELINE = MaskingPipeline()
-
-
-@hookimpl
-def get_anonymization_pipeline() -> MaskingPipeline:
-    """Rasa's hook: the pipeline that masks log values."""
-    return PIPELINE
+def mask_log_values(_logger: Any, _method: str, event_dict: Dict[str, Any]) -> Dict[str, Any]:
+    """A structlog processor: the values under LOGGED_TEXT_KEYS masked, everything else as it is."""
+    for key in LOGGED_TEXT_KEYS.intersection(event_dict):
+        event_dict[key] = masked(event_dict[key])
+    return event_dict
 
 
 def register() -> None:
-    """Register this module with Rasa's plugin manager (once)."""
-    import sys
+    """Use :func:`mask_log_values` as Rasa's log anonymiser (idempotent). Call before Rasa's
+    ``configure_structlog``, which reads the name when it builds the processor chain."""
+    import rasa.utils.log_utils as log_utils
 
-    from rasa.plugin import plugin_manager
-
-    manager = plugin_manager()
-    module = sys.modules[__name__]
-    if not manager.is_registered(module):
-        manager.register(module)
+    log_utils._anonymizer = mask_log_values

@@ -7,8 +7,8 @@ only (the command line the kernel shows stays the one without it) and runs Rasa'
 
 It also sets Sanic's ``REQUEST_MAX_SIZE`` (``SANIC_REQUEST_MAX_SIZE``, default :data:`REQUEST_MAX_BYTES`): Sanic
 refuses a declared length over it with 413 before reading the body, and stops reading a chunked body there,
-instead of buffering up to its default 100 MB before the channels' own 64 KiB checks. And it registers
-``bot.log_masking`` with Rasa's plugin manager, so Rasa's own log lines are masked.
+instead of buffering up to its default 100 MB before the channels' own 64 KiB checks. And it installs
+``bot.log_masking`` as Rasa's log anonymiser, so Rasa's own log lines are masked.
 """
 from __future__ import annotations
 

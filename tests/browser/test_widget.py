@@ -36,11 +36,19 @@ BANK_QUESTION = "招行信用卡还不上了想跟银行协商"
 
 
 @pytest.fixture(scope="module")
-def live(trained_model, tmp_path_factory) -> Dict[str, RunningServers]:
-    """The server pair, in a dict so that the restart test can replace it (teardown stops the current one)."""
+def bank_port() -> int:
+    """The port of the stand-in bank site (``bank_site``), chosen first so that the servers can allow its origin."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def live(trained_model, tmp_path_factory, bank_port) -> Dict[str, RunningServers]:
+    """The server pair, in a dict so that the restart test can replace it (teardown stops the current one). CORS
+    is granted to the bank site's origin only (RASA_CORS_ORIGINS), as a bank embedding the widget configures it."""
     ensure_widget_assets()
     directory = tmp_path_factory.mktemp("widget")
-    holder = {"servers": start_test_servers(trained_model, directory, write_sqlite_endpoints(directory))}
+    holder = {"servers": start_test_servers(trained_model, directory, write_sqlite_endpoints(directory),
+                                            {"RASA_CORS_ORIGINS": f"http://127.0.0.1:{bank_port}"})}
     yield holder
     holder["servers"].stop()
 
@@ -60,12 +68,12 @@ class _HostPages(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def bank_site():
-    """A stand-in for a bank's own site: another origin (loopback, another port) whose pages embed the widget.
+def bank_site(bank_port):
+    """A stand-in for a bank's own site: another origin (loopback, ``bank_port``) whose pages embed the widget.
 
     Returns a function ``(path, html) -> url`` that publishes a page.
     """
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _HostPages)
+    server = ThreadingHTTPServer(("127.0.0.1", bank_port), _HostPages)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
@@ -185,7 +193,7 @@ def test_reload_keeps_the_conversation(page, live):
     open_chat(page, live["servers"])
     say(page, WARNING_QUESTION, "骗局")
     session_id = page.evaluate("window.debtHelpChat.sessionId()")
-    assert re.fullmatch(r"[0-9a-f]{32}", session_id)
+    assert re.fullmatch(r"web-[0-9a-f]{32}", session_id), "a server-made id, not one the page chose"
     bot_messages = page.locator(".dhw-bot").count()
 
     page.reload()

@@ -30,7 +30,7 @@ def test_private_directory_is_700_and_its_files_600(tmp_path):
     assert stat.S_IMODE((folder / "tracker.db").stat().st_mode) == 0o600
 
 
-def test_rasas_structured_log_lines_are_masked_through_its_anonymisation_hook(caplog):
+def test_rasas_structured_log_lines_are_masked_without_a_per_message_pipeline(caplog):
     import structlog
     from rasa.utils.log_utils import configure_structlog
 
@@ -46,3 +46,7 @@ def test_rasas_structured_log_lines_are_masked_through_its_anonymisation_hook(ca
     printed = caplog.text
     assert "rest.message.received.failure" in printed
     assert mobile not in printed and resident_id not in printed
+    from rasa.plugin import plugin_manager
+
+    # No anonymisation plugin: with one, Rasa's processor would read the whole tracker again on every message.
+    assert plugin_manager().hook.get_anonymization_pipeline() is None
