@@ -17,7 +17,13 @@ from bot.compliance.report import build, group_index
 from bot.compliance.schema import conversations, turns
 from bot.db import make_engine
 from bot.knowledge import CHINA_TIME
-from tests.support.servers import rest_say, socketio_conversation, start_test_servers, write_sqlite_endpoints
+from tests.support.servers import (
+    SOCKET_SESSIONS,
+    rest_say,
+    socketio_conversation,
+    start_test_servers,
+    write_sqlite_endpoints,
+)
 from tests.support.services import reachable
 from tests.support.tcp_proxy import TcpProxy
 
@@ -41,6 +47,12 @@ def _script(count: int):
         channel = "socketio" if n % 5 == 4 else "rest"
         messages = [next(openings)] + FOLLOW_UPS[: n % 3]
         yield f"cr-{uuid.uuid4().hex[:8]}-{n}", channel, messages
+
+
+def _expected_turns(script) -> dict:
+    """Turns per sender id as the script sent them; a socket.io conversation is named by the server at
+    ``session_confirm`` (SOCKET_SESSIONS maps the script's label to it)."""
+    return {SOCKET_SESSIONS.get(sender, sender): len(messages) for sender, _, messages in script}
 
 
 def _send(servers, sender, channel, messages):
@@ -98,7 +110,7 @@ def test_scripted_conversations_counted_once_across_a_consumer_kill(sql_servers)
     assert sum(g.turns for g in report.groups) == sent_turns
     with engine.connect() as db:
         rows = db.execute(sa.select(conversations.c.sender_id, conversations.c.turns)).all()
-        assert {s: t for s, t in rows} == {s: len(m) for s, _, m in script}
+        assert {s: t for s, t in rows} == _expected_turns(script)
         flagged = db.execute(sa.select(turns.c.red_flags).where(turns.c.red_flags != "[]")).scalars().all()
         versions = set(db.execute(sa.select(turns.c.knowledge_version)).scalars())
         assert verify(db).ok
@@ -164,4 +176,4 @@ def test_rabbitmq_unreachable_the_bot_answers_and_the_record_catches_up(rabbit_s
     with engine.connect() as db:
         rows = db.execute(sa.select(conversations.c.sender_id, conversations.c.turns)).all()
         assert verify(db).ok
-    assert {s: t for s, t in rows} == {s: len(m) for s, _, m in script}
+    assert {s: t for s, t in rows} == _expected_turns(script)

@@ -17,6 +17,7 @@ from tests.support.services import (
     REDIS_HOST,
     REDIS_PORT,
     postgres_reachable,
+    rabbitmq_env,
     redis_reachable,
     throwaway_postgres,
 )
@@ -37,7 +38,8 @@ def test_conversation_is_stored_in_postgres_and_survives_a_restart(trained_model
     import psycopg2
 
     env = {"DB_HOST": PG_HOST, "DB_PORT": str(PG_PORT), "DB_NAME": postgres_database, "DB_USER": "postgres",
-           "DB_PASSWORD": "", "REDIS_HOST": REDIS_HOST, "REDIS_PORT": str(REDIS_PORT), "REDIS_DB": "1"}
+           "DB_PASSWORD": "", "REDIS_HOST": REDIS_HOST, "REDIS_PORT": str(REDIS_PORT), "REDIS_DB": "1",
+           **rabbitmq_env("rasa_events_production_config_test")}
     endpoints = PROJECT_ROOT / "endpoints.production.yml"
     servers = start_test_servers(trained_model, tmp_path, endpoints, extra_env=env)
     try:

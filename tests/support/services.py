@@ -44,3 +44,13 @@ def throwaway_postgres(prefix: str = "test") -> Iterator[str]:
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
+
+
+def rabbitmq_env(queue: str) -> dict:
+    """The RABBITMQ_* settings endpoints.production.yml needs, for this machine's RabbitMQ (guest/guest) and
+    ``queue``. Rasa starts and answers without RabbitMQ too (bot.event_broker buffers), so no skip is needed."""
+    return {"RABBITMQ_HOST": RABBITMQ_HOST, "RABBITMQ_PORT": str(RABBITMQ_PORT), "RABBITMQ_USER": "guest",
+            "RABBITMQ_PASSWORD": "guest", "RABBITMQ_QUEUE": queue}
