@@ -14,6 +14,12 @@ endpoints.production.yml, same settings as Rasa's ``SQL`` type) instead:
   the stored ones as they are (a new session in the record), never matched by count against the stored ones
   the way ``SQLTrackerStore.save`` matches a continued conversation (which would drop or repeat events).
 
+Events reach Rasa's event broker (when one is configured) only once they are written, and exactly the events
+written: Rasa's ``SQLTrackerStore.save`` instead first re-reads the whole stored tracker through ``retrieve`` to
+find the new events by count (``TrackerStore.stream_events``), which here would flush the pending tracker from
+inside its own flush (unbounded recursion) and would count a detached conversation's events against the wrong
+base. Publishing after the commit also saves that second read of the tracker on every turn.
+
 Limits: pending trackers live in this process only (a crash or a restart before the database returns loses
 them, as Rasa's fall-back store would) and are written on their conversation's next turn, at most
 ``MAX_PENDING`` conversations (the oldest is dropped, logged). Reads and writes are synchronous SQLAlchemy
@@ -22,11 +28,13 @@ calls on Rasa's event loop, as in Rasa; bound them with the driver's ``connect_t
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
@@ -70,7 +78,7 @@ class BufferedSQLTrackerStore(SQLTrackerStore):
         sender_id = tracker.sender_id
         if sender_id not in self.pending and sender_id not in self.detached:
             try:
-                await super().save(tracker)
+                await self._write(tracker)
                 return
             except Exception as err:  # noqa: BLE001  (any database error: keep the turn for later)
                 logger.error("Tracker store write failed for a conversation; kept in memory until the "
@@ -98,7 +106,7 @@ class BufferedSQLTrackerStore(SQLTrackerStore):
         if written is not None:
             self._write_from[sender_id] = written
         try:
-            await super().save(tracker)
+            await self._write(tracker)
         except Exception as err:  # noqa: BLE001  (still down: stay pending)
             logger.warning("The database still fails; conversation kept pending: %s", err)
             return False
@@ -110,6 +118,28 @@ class BufferedSQLTrackerStore(SQLTrackerStore):
         logger.warning("A conversation kept in memory during a database outage is written (%d events).",
                        len(tracker.events) - (written or 0))
         return True
+
+    async def _write(self, tracker: DialogueStateTracker) -> None:
+        """Append the tracker's events not stored yet, commit, then publish those same events to the event broker.
+
+        The rows are built as Rasa 3.6's ``SQLTrackerStore.save`` builds them (same columns and JSON). Raises the
+        database's error (nothing published then); the broker is not awaited for delivery (``publish`` queues).
+        """
+        with self.session_scope() as session:
+            events: List[Event] = list(self._additional_events(session, tracker))
+            for event in events:
+                data = event.as_dict()
+                session.add(self.SQLEvent(
+                    sender_id=tracker.sender_id,
+                    type_name=event.type_name,
+                    timestamp=data.get("timestamp"),
+                    intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
+                    action_name=data.get("name"),
+                    data=json.dumps(data),
+                ))
+            session.commit()
+        if self.event_broker is not None:
+            await self._stream_new_events(self.event_broker, events, tracker.sender_id)
 
     def _additional_events(self, session: Any, tracker: DialogueStateTracker) -> Iterator:
         """Rasa's: the events not stored yet, counted from the latest session; for a detached conversation, the
@@ -126,7 +156,6 @@ def recent_events(store: Any, sender_id: str, user_messages: int, page: int = 50
     are reached: the tail that a backward scan for the last ``user_messages`` user messages needs, without
     reading the whole tracker. None when this cannot tell (not a SQL store, a tracker pending in memory, a
     failed query); never raises. Rasa's wrappers around the store (``_tracker_store``) are looked through."""
-    import json
 
     while hasattr(store, "_tracker_store"):
         store = store._tracker_store

@@ -115,6 +115,16 @@ def test_exactly_one_compliance_consumer_reads_what_the_replicas_publish():
     assert "COMPLIANCE_DATABASE_URL" in _env_names(container)
 
 
+def test_no_container_sets_a_variable_the_servers_refuse_at_start():
+    """bot.handoff.config refuses the shared desk secret and plaintext agent tokens at start-up: a manifest that
+    still sets one would leave its pod crash-looping."""
+    from bot.handoff.config import REFUSED_VARIABLES
+
+    for deployment in (d for d in DOCUMENTS if d["kind"] == "Deployment"):
+        for name, container in _containers(deployment["metadata"]["name"]).items():
+            assert not set(REFUSED_VARIABLES) & _env_names(container), (deployment["metadata"]["name"], name)
+
+
 def test_the_topology_is_the_tested_one():
     rasa_pod = _containers("debt-help-rasa")
     # endpoints.production.yml calls the action server on 127.0.0.1: it must run in the Rasa pod.
