@@ -29,7 +29,8 @@ def test_default_tracker_store_is_sqlite_and_production_is_postgres(monkeypatch)
                         "REDIS_PORT": "6379", "REDIS_DB": "1"}.items():
         monkeypatch.setenv(name, value)
     default = read_endpoint_config(str(PROJECT_ROOT / "endpoints.yml"), "tracker_store")
-    assert (default.type, default.kwargs["dialect"], default.kwargs["db"]) == ("SQL", "sqlite", "var/tracker.db")
+    assert (default.type, default.kwargs["dialect"], default.kwargs["db"]) == (
+        "bot.tracker_store.BufferedSQLTrackerStore", "sqlite", "var/tracker.db")
     production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "tracker_store")
     assert production.kwargs["dialect"] == "postgresql" and production.url == "db.internal"
     locks = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "lock_store")
