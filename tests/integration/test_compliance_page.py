@@ -167,3 +167,21 @@ def test_no_personal_data_reaches_the_page(desk, record):
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
     status, script = call("GET", desk.url + "/static/compliance.js")
     assert status == 200 and "/api/compliance/report.csv" in script
+
+
+def test_a_compliance_record_that_cannot_be_opened_is_a_503_and_the_desk_keeps_working(tmp_path):
+    rasa = FakeRasa()
+    desk = DeskProcess({"HANDOFF_CONFIG": str(always_open_config(tmp_path)),
+                        "HANDOFF_DATABASE_URL": f"sqlite:///{tmp_path / 'handoff.db'}",
+                        "RASA_URL": rasa.url, "RASA_AUTH_TOKEN": RASA_TOKEN,
+                        "COMPLIANCE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/compliance"},
+                       tmp_path / "desk.log")
+    try:
+        for path in ("/api/compliance/report", "/api/compliance/report.csv"):
+            status, _, body = _get(desk, path)
+            assert (status, json.loads(body)) == (503, {"error": "compliance record unavailable: OperationalError"})
+        assert call("GET", desk.url + "/health") == (200, {"status": "ok"})
+        assert call("GET", desk.url + "/api/tickets", token=AGENT_TOKEN)[0] == 200
+    finally:
+        desk.stop()
+        rasa.stop()
