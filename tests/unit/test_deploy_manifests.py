@@ -138,6 +138,7 @@ def test_the_topology_is_the_tested_one():
     assert config["SOCKETIO_REDIS_URL"].startswith("redis://")
     desk_env = _env_names(_containers("debt-help-desk")["desk"])
     assert {"HANDOFF_DATABASE_URL", "RASA_URL", "RASA_AUTH_TOKEN", "HANDOFF_INTAKE_TOKEN"} <= desk_env
+    assert "COMPLIANCE_DATABASE_URL" in desk_env, "the desk's compliance page reads the compliance record"
     assert config["RASA_URL"] == "http://debt-help-rasa:5005", "the desk reaches any replica via the Service"
     assert "HANDOFF_INTAKE_TOKEN" in _env_names(rasa_pod["action-server"])
     assert "HANDOFF_INTAKE_TOKEN" not in _env_names(rasa_pod["rasa"]), "the intake token stays off Rasa"

@@ -21,6 +21,9 @@ start-up, then serves:
 ``GET  /api/presence``                    the agents at the desk now and whether agents are on duty
 ``POST /api/intake/tickets``              the action server's new ticket (service token only)
 ``POST /api/intake/paused-message``       the Rasa side's gate: a message to a paused conversation
+``GET  /compliance``                      the compliance page (its data needs a ``compliance`` credential)
+``GET  /api/compliance/report``           the compliance report with its charts (compliance role; audited)
+``GET  /api/compliance/report.csv``       the report's CSV as a download (compliance role; audited)
 ========================================  ==================================================================
 
 Every ``/api`` call needs agent credentials (bot.handoff.auth), except the intake route, which needs the
@@ -32,17 +35,20 @@ outbox.
 
 One module per concern, each a blueprint reading what it needs from ``app.ctx`` (set by :func:`create_app`):
 ``page`` (``/`` and ``/static``), ``health``, ``agent_api`` (``/api``, with the one agent-auth wrapper),
-``service_api`` (``/api/intake``), ``background`` (the listener-started loop); ``common`` holds the shared
+``service_api`` (``/api/intake``), ``compliance_api`` (``/compliance``, the compliance record's report),
+``background`` (the listener-started loop); ``common`` holds the shared
 helpers.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 from sanic import Sanic
 
 from bot.handoff.auth import AgentAuth, GateAuth, ServiceAuth
 from bot.handoff.config import HandoffSettings
 from bot.handoff.credentials import CredentialStore
-from bot.handoff.desk import agent_api, background, health, page, service_api
+from bot.handoff.desk import agent_api, background, compliance_api, health, page, service_api
 from bot.handoff.notifier import WebhookNotifier
 from bot.handoff.presence import AgentPresence
 from bot.handoff.rasa_client import RasaClient
@@ -57,13 +63,14 @@ larger limit: bot.handoff.desk.service_api.INTAKE_MAX_BODY_BYTES)."""
 
 
 def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
-               name: str = "handoff_desk") -> Sanic:
+               name: str = "handoff_desk", compliance_url: Optional[str] = None) -> Sanic:
     """The desk application over ``store`` and ``rasa`` (no server is started; see bot.handoff.desk.__main__).
 
     ``app.ctx`` carries ``settings``, ``store``, ``rasa``, ``auth`` (agents' credentials, in the store's
     database), ``intake_auth`` (the action server), ``gate_auth`` (the Rasa side's paused-conversation gate),
-    ``presence`` (agents seen lately) and ``notifier`` (None without a webhook). ``name`` must be unique in the
-    process (Sanic keeps a registry of apps).
+    ``presence`` (agents seen lately), ``notifier`` (None without a webhook) and ``compliance`` (the compliance
+    record at ``compliance_url``, else ``$COMPLIANCE_DATABASE_URL`` or var/compliance.db, opened on first use).
+    ``name`` must be unique in the process (Sanic keeps a registry of apps).
     """
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
@@ -78,7 +85,8 @@ def create_app(settings: HandoffSettings, store: TicketStore, rasa: RasaClient,
     app.ctx.notifier = (WebhookNotifier(store, settings.webhook_url, settings.webhook_secret or "",
                                         settings.webhook_max_attempts, settings.webhook_retry_seconds)
                         if settings.webhook_url else None)
+    app.ctx.compliance = compliance_api.ComplianceStore(compliance_url)
     app.ctx.background = None
-    for blueprint in (page.bp, health.bp, agent_api.bp, service_api.bp, background.bp):
+    for blueprint in (page.bp, health.bp, agent_api.bp, service_api.bp, compliance_api.bp, background.bp):
         app.blueprint(blueprint)
     return app

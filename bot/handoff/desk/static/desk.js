@@ -55,6 +55,11 @@ async function login() {
     $("login-error").textContent = err.message;
     return;
   }
+  if (state.me.role === "compliance") {  // compliance credentials do not work tickets: their page is /compliance
+    $("login-error").replaceChildren("合规令牌不能处理会话，请前往", Object.assign(text("a", "合规报表页面"),
+                                                                   { href: "/compliance" }), "。");
+    return;
+  }
   sessionStorage.setItem("desk", JSON.stringify({ token: state.token }));
   $("login").hidden = true;
   $("desk").hidden = false;
