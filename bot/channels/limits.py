@@ -9,12 +9,15 @@ throttle outage must never silence a user) and logs a warning.
 Limits (``RATE_LIMITS``, e.g. ``conversation=30/60,client=120/60``; unset keys keep their defaults):
 
 * ``conversation``: messages per conversation (sender id);
-* ``client``: messages per client (REST: the peer address; socket.io: the socket's address; WeChat: the openid
-  hash, which is also the conversation);
+* ``client``: messages per client (REST and socket.io: the client's address, counted together, so that opening
+  more sockets buys no more messages; WeChat: the openid hash, which is also the conversation);
 * ``history``: widget history reads per client.
 
 The channel tells the limiter who the client is through :data:`current_client` (a context variable set by the
-REST middleware and the socket.io handler before the message is screened).
+REST middleware and the socket.io handler before the message is screened). The address is Sanic's
+``request.remote_addr`` (the balancer's ``X-Forwarded-For``, trusted only when ``SANIC_PROXIES_COUNT`` or
+``SANIC_REAL_IP_HEADER`` is set for the Rasa server: set it behind HAProxy, or every user shares the balancer's
+address and its limit) or else the peer address.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Protocol, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Protocol, Tuple
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,13 @@ class RedisCounter:
             count, _ = await pipe.execute()
         return int(count)
 
+
+
+def client_key(request: Any) -> Optional[str]:
+    """The rate-limit client key (``ip:<address>``) of a Sanic request, or None when it has no address (see the
+    module docstring for which address)."""
+    address = getattr(request, "remote_addr", "") or getattr(request, "ip", "")
+    return f"ip:{address}" if address else None
 
 
 def parse_limits(spec: str) -> Dict[str, Limit]:

@@ -25,7 +25,7 @@ from sanic.request import Request
 
 from bot.channels import rest_signing
 from bot.channels.guard import OnNewMessage, guard_messages
-from bot.channels.limits import current_client
+from bot.channels.limits import client_key, current_client
 from bot.channels.ownership import RESERVED_PREFIXES, SecurityConfigError, channel_security
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class ValidatedRestInput(RestInput):
         async def validate(request: Request) -> Optional[response.HTTPResponse]:
             if request.method != "POST":
                 return None
-            current_client.set(f"ip:{request.remote_addr or request.ip}")
+            current_client.set(client_key(request))
             if config_problem is not None:
                 return response.json({"error": f"the REST channel is not configured: {config_problem}"},
                                      status=503)

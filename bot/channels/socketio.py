@@ -41,7 +41,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.guard import OnNewMessage, guard_messages
-from bot.channels.limits import current_client
+from bot.channels.limits import client_key, current_client
 from bot.channels.ownership import (
     ChannelSecurity,
     SecurityConfigError,
@@ -61,6 +61,9 @@ REFUSED_EVENT = "refused"
 """The event a client gets for a refused ``session_request`` or ``user_uttered``: ``{"event", "reason"}``."""
 
 SENDER_KEY = "sender_id"
+CLIENT_KEY = "rate_limit_client"
+"""Session key of the client's rate-limit key (its address at connect), so that a client's sockets share one
+limit."""
 """Where the socket's conversation is kept in its python-socketio session."""
 
 
@@ -115,6 +118,17 @@ class ScreenedSocketIOInput(SocketIOInput):
         sio = blueprint.ctx.sio
         presence = self.presence = install_shared_rooms(sio, self.namespace)
 
+        rasa_connect = sio.handlers.get(self.namespace or "/", {}).get("connect")
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: str, environ: Dict[str, Any], auth: Optional[Dict[str, Any]] = None) -> bool:
+            """Rasa's connect (its JWT check), then the client's address kept in the socket's session."""
+            accepted = True if rasa_connect is None else await rasa_connect(sid, environ, auth)
+            if accepted is not False:
+                client = client_key(environ.get("sanic.request"))
+                await sio.save_session(sid, {CLIENT_KEY: client}, namespace=self.namespace)
+            return accepted is not False
+
         @sio.on("disconnect", namespace=self.namespace)
         async def disconnect(sid: str, *reason: Any) -> None:  # python-socketio >= 5.12 passes a reason
             await presence.left(sid)
@@ -129,12 +143,14 @@ class ScreenedSocketIOInput(SocketIOInput):
             logger.info("Refused a socketio %s: %s", event, reason)
             await sio.emit(REFUSED_EVENT, {"event": event, "reason": reason}, room=sid)
 
-        async def bound_sender(sid: str) -> Optional[str]:
+        async def socket_session(sid: str) -> Optional[Dict[str, Any]]:
             try:
-                session = await sio.get_session(sid, namespace=self.namespace)
+                return await sio.get_session(sid, namespace=self.namespace)
             except KeyError:  # the socket is gone
                 return None
-            sender = session.get(SENDER_KEY)
+
+        async def bound_sender(sid: str) -> Optional[str]:
+            sender = (await socket_session(sid) or {}).get(SENDER_KEY)
             return sender if isinstance(sender, str) else None
 
         @sio.on("session_request", namespace=self.namespace)
@@ -160,7 +176,9 @@ class ScreenedSocketIOInput(SocketIOInput):
                 if inspect.isawaitable(left):
                     await left
                 await presence.left(sid)
-            await sio.save_session(sid, {SENDER_KEY: sender_id}, namespace=self.namespace)
+            session = dict(await socket_session(sid) or {})
+            session[SENDER_KEY] = sender_id
+            await sio.save_session(sid, session, namespace=self.namespace)
             # Always in the conversation's room (the room is how replies reach it), whatever session_persistence.
             joined = sio.enter_room(sid, sender_id, namespace=self.namespace)
             if inspect.isawaitable(joined):
@@ -192,7 +210,8 @@ class ScreenedSocketIOInput(SocketIOInput):
             output = CustomPayloadSocketIOOutput(sio, self.bot_message_evt)
             message = UserMessage(data.get("message", ""), output, sender_id,
                                   input_channel=self.name(), metadata=metadata)
-            current_client.set(f"sio:{sid}")  # the per-client rate limit counts per socket
+            client = (await socket_session(sid) or {}).get(CLIENT_KEY)
+            current_client.set(client if isinstance(client, str) else f"sio:{sid}")
             await screened(message)
 
         return blueprint

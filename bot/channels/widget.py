@@ -27,7 +27,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import PROJECT_ROOT
-from bot.channels.limits import default_limiter
+from bot.channels.limits import client_key, default_limiter
 from bot.channels.ownership import WIDGET_SENDER, SecurityConfigError, TokenRefused, bearer, channel_security
 from bot.channels.ownership import session_sender as token_sender
 from bot.privacy import mask_pii
@@ -166,7 +166,7 @@ class WidgetInput(InputChannel):
             headers = {"Cache-Control": "no-store"}
             if not SESSION_ID.match(session_id):
                 return response.json({"error": "unknown session"}, status=404, headers=headers)
-            if not await default_limiter().allow("history", f"ip:{request.remote_addr or request.ip}"):
+            if not await default_limiter().allow("history", client_key(request) or "ip:unknown"):
                 return response.json({"error": "too many history requests; try again in a minute"}, status=429,
                                      headers={**headers, "Retry-After": "60"})
             try:

@@ -115,6 +115,15 @@ def test_exactly_one_compliance_consumer_reads_what_the_replicas_publish():
     assert "COMPLIANCE_DATABASE_URL" in _env_names(container)
 
 
+def test_the_rasa_replicas_trust_the_balancers_forwarded_address():
+    """Behind HAProxy every client has the balancer's address unless Sanic reads X-Forwarded-For: the
+    per-client rate limit would then throttle all customers together."""
+    rasa = _containers("debt-help-rasa")["rasa"]
+    assert "SANIC_PROXIES_COUNT" in _env_names(rasa)
+    assert _one("ConfigMap", "debt-help-config")["data"]["SANIC_PROXIES_COUNT"] == "1"
+    assert re.search(r"^\s*option forwardfor", (PROJECT_ROOT / "deploy/haproxy/haproxy.cfg").read_text(), re.M)
+
+
 def test_no_container_sets_a_variable_the_servers_refuse_at_start():
     """bot.handoff.config refuses the shared desk secret and plaintext agent tokens at start-up: a manifest that
     still sets one would leave its pod crash-looping."""

@@ -1,0 +1,72 @@
+"""The per-client rate limit over the real channels: a client's REST requests and socket.io sockets share one
+limit keyed on its address, so opening more sockets or sessions buys no more messages; behind a balancer
+(``SANIC_PROXIES_COUNT=1``, as behind deploy/haproxy) the address is the forwarded one, so two customers behind the
+same balancer do not share a limit.
+
+Servers of their own on loopback, with ``RATE_LIMITS=client=4/60``.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import List
+
+import pytest
+
+from bot.texts import response_text
+from tests.support.servers import joined_text, request_json, start_test_servers, write_sqlite_endpoints
+from tests.support.widget import Widget
+
+pytestmark = pytest.mark.e2e
+
+CLIENT_LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def limited_servers(trained_model, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("rate-limits")
+    running = start_test_servers(trained_model, directory, write_sqlite_endpoints(directory), extra_env={
+        "RATE_LIMITS": f"client={CLIENT_LIMIT}/600,conversation=100/600", "SANIC_PROXIES_COUNT": "1"})
+    yield running
+    running.stop()
+
+
+def _rest(servers, sender: str, text: str, forwarded_for: str) -> str:
+    status, body = request_json("POST", f"{servers.rasa_url}/webhooks/rest/webhook",
+                                {"sender": sender, "message": text}, headers={"X-Forwarded-For": forwarded_for})
+    assert status == 200, (status, body)
+    return joined_text(body)
+
+
+async def _socket_turns(url: str, forwarded_for: str, sockets: int, messages: int) -> List[str]:
+    """Open ``sockets`` widgets from one (forwarded) address, each with a session of its own, and send
+    ``messages`` from each in turn; the joined bot text of each message, in sending order."""
+    widgets = [Widget(url) for _ in range(sockets)]
+    replies: List[str] = []
+    try:
+        for widget in widgets:
+            await widget.connect(headers={"X-Forwarded-For": forwarded_for})
+            assert await widget.request_session({})
+        for _ in range(messages):
+            for widget in widgets:
+                got = await widget.say({"message": "信用卡逾期了怎么办"})
+                replies.append("".join(m.get("text", "") for m in got if isinstance(m, dict)))
+    finally:
+        for widget in widgets:
+            await widget.client.disconnect()
+    return replies
+
+
+def test_new_sockets_and_sessions_from_one_address_share_its_limit(limited_servers):
+    throttled = response_text("utter_rate_limited")
+    replies = asyncio.run(_socket_turns(limited_servers.rasa_url, "198.51.100.7", sockets=3, messages=2))
+    assert len(replies) == 6 and all(replies)
+    assert [throttled in r for r in replies] == [False] * CLIENT_LIMIT + [True] * (6 - CLIENT_LIMIT), replies
+    # The same address over REST is already over its limit: the two channels count together.
+    assert throttled in _rest(limited_servers, "rest-same-address", "信用卡逾期了怎么办", "198.51.100.7")
+
+
+def test_another_address_behind_the_same_balancer_has_its_own_limit(limited_servers):
+    throttled = response_text("utter_rate_limited")
+    for number in range(CLIENT_LIMIT):
+        assert throttled not in _rest(limited_servers, f"rest-other-{number}", "信用卡逾期了怎么办", "203.0.113.20")
+    assert throttled in _rest(limited_servers, "rest-other-last", "信用卡逾期了怎么办", "203.0.113.20")
