@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import os
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -87,17 +89,26 @@ def sql_servers(trained_model, tmp_path_factory):
     running.stop()
 
 
+DAY_CONVERSATIONS = int(os.environ.get("COMPLIANCE_DAY_CONVERSATIONS", "200"))
+"""Conversations in the scripted day (the issue's 200 by default)."""
+
+
+def _send_all(servers, script, clients: int = 4) -> None:
+    """Send the script's conversations, ``clients`` at a time (each conversation's messages in order)."""
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for done in [pool.submit(_send, servers, *conversation) for conversation in script]:
+            done.result()
+
+
 def test_scripted_conversations_counted_once_across_a_consumer_kill(sql_servers):
     servers, engine = sql_servers
     assert servers.consumer is not None and servers.consumer.poll() is None
-    script = list(_script(12))
-    sent_turns = 0
-    for index, (sender, channel, messages) in enumerate(script):
-        if index == len(script) // 2:
-            servers.consumer.kill()  # SIGKILL: no clean shutdown
-            servers.consumer.wait()
-        _send(servers, sender, channel, messages)
-        sent_turns += len(messages)
+    script = list(_script(DAY_CONVERSATIONS))
+    sent_turns = sum(len(messages) for _, _, messages in script)
+    _send_all(servers, script[: len(script) // 2])
+    servers.consumer.kill()  # SIGKILL mid-stream: no clean shutdown
+    servers.consumer.wait()
+    _send_all(servers, script[len(script) // 2:])
     servers.restart("consumer")
     assert _wait_for_turns(engine, sent_turns) == sent_turns
     time.sleep(2)  # anything counted twice would show up now
@@ -108,6 +119,9 @@ def test_scripted_conversations_counted_once_across_a_consumer_kill(sql_servers)
         sent_by_channel[channel] = sent_by_channel.get(channel, 0) + 1
     assert {k: g.conversations for k, g in groups.items()} == sent_by_channel
     assert sum(g.turns for g in report.groups) == sent_turns
+    by_segment = build(engine, _today() - dt.timedelta(days=1), _today(), "segment")
+    assert sum(g.conversations for g in by_segment.groups) == len(script)
+    assert len(by_segment.groups) >= 2, "the openings reach more than one segment"
     with engine.connect() as db:
         rows = db.execute(sa.select(conversations.c.sender_id, conversations.c.turns)).all()
         assert {s: t for s, t in rows} == _expected_turns(script)
