@@ -10,8 +10,8 @@ What is taken, and only when the message attributes it to the seller (data/leads
 * **names**: a WeChat or QQ group, a company, platform, app or agency named in quotes or as "叫X的群/公司/平台",
   or ending in 有限公司 / 律师事务所; not a generic word ("信用卡公司"), not after the user's own cue in its clause
   (我的, 我们, 本人...) or a third party's, not followed by 上班/工作 (the user's employer is not a lead);
-* **where it advertised** (抖音, 小红书, 公众号...) and **fees** (an amount after or before 服务费, 定金, 交了..., read by
-  bot.quantities, or a percentage after 收/抽/按): recorded with a lead, never a lead by themselves.
+* **where it advertised** (抖音, 小红书, 公众号...) and **fees** (an amount after or before 服务费, 定金,
+  交了..., read by bot.quantities, or a percentage after 收/抽/按): recorded with a lead, never a lead by themselves.
 
 Never taken: resident ID numbers, bank cards, verification codes, long numbers (whoever they belong to).
 Nothing here stores anything; :func:`extract_candidate` returns the candidate or None.
@@ -223,7 +223,8 @@ def _names(text: str, cues: Cues) -> Dict[str, List[str]]:
     return found
 
 
-_AMOUNT = r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万]+)\s*(?:[万wWkK千][零一二三四五六七八九\d]?)?\s*(?:块钱|块|元|rmb)?"
+_AMOUNT = (r"(?:\d+(?:\.\d+)?|[零一二两三四五六七八九十百千万]+)\s*(?:[万wWkK千][零一二三四五六七八九\d]?)?\s*"
+           r"(?:块钱|块|元|rmb)?")
 
 
 def _fees(text: str, cues: Cues) -> List[str]:
