@@ -119,7 +119,7 @@ class LeadGate:
 
     def __init__(self, pending: Optional[PendingLeads] = None, store: Optional[Callable[[], Any]] = None,
                  agent: Callable[[], Any] = _current_agent) -> None:
-        self.pending = pending or PendingLeads()
+        self.pending = pending if pending is not None else PendingLeads()
         self._store_factory = store
         self._engine: Any = None
         self.agent = agent

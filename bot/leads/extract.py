@@ -141,7 +141,8 @@ def _clause_start(text: str, position: int) -> int:
 
 def nearest_owner(text: str, position: int, cues: Cues) -> Tuple[Optional[str], int]:
     """The owner cue nearest before ``position`` in its sentence: ``("seller" | "self" | "other" | None, where
-    it ends)``. Of cues ending at the same place the longest wins, so 给我的 (seller) beats 我的 (self)."""
+    it ends)``. Of cues ending at the same place the longest wins, so 给我的 (seller) beats 我的 (self); a seller cue
+    right after a third party's (银行客服, 催收公司) is the third party's."""
     start = _sentence_start(text, position)
     window = text[start:position]
     best: Tuple[int, int, Optional[str]] = (-1, 0, None)
@@ -151,7 +152,12 @@ def nearest_owner(text: str, position: int, cues: Cues) -> Tuple[Optional[str], 
                 candidate = (match.end(), len(word), owner)
                 if candidate[:2] > best[:2]:
                     best = candidate
-    return best[2], start + best[0] if best[0] >= 0 else start
+    end, length, owner = best
+    if owner == "seller":  # 银行客服, 催收公司, 银行的客服: the bank's or collector's staff, not the seller's
+        before = window[max(0, end - length - 3):end - length]
+        if any(word in before for word in cues.other):
+            owner = "other"
+    return owner, start + end if end >= 0 else start
 
 
 def _seller_follows(text: str, end: int, cues: Cues) -> bool:
