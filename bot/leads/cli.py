@@ -13,7 +13,7 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         engine.dispose()
 
 
-def _credential_store():  # type: ignore[no-untyped-def]
+def _credential_store() -> Any:
     """The desk's credentials (the ticket store at $HANDOFF_DATABASE_URL, default var/handoff.db)."""
     from bot import PROJECT_ROOT
     from bot.db import make_engine, upgrade_database

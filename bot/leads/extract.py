@@ -146,10 +146,10 @@ def nearest_owner(text: str, position: int, cues: Cues) -> Tuple[Optional[str], 
     start = _sentence_start(text, position)
     window = text[start:position]
     best: Tuple[int, int, Optional[str]] = (-1, 0, None)
-    for owner, words in (("seller", cues.seller), ("self", cues.self_), ("other", cues.other)):
+    for kind, words in (("seller", cues.seller), ("self", cues.self_), ("other", cues.other)):
         for word in words:
             for match in re.finditer(re.escape(word), window):
-                candidate = (match.end(), len(word), owner)
+                candidate = (match.end(), len(word), kind)
                 if candidate[:2] > best[:2]:
                     best = candidate
     end, length, owner = best

@@ -17,8 +17,14 @@ import sqlalchemy as sa
 from bot import PROJECT_ROOT
 from bot.db import make_engine
 from bot.leads.schema import leads, reads
-from tests.support.servers import TEST_TOKEN, joined_text, request_json, rest_say, start_test_servers, \
-    write_sqlite_endpoints
+from tests.support.servers import (
+    TEST_TOKEN,
+    joined_text,
+    request_json,
+    rest_say,
+    start_test_servers,
+    write_sqlite_endpoints,
+)
 
 pytestmark = pytest.mark.e2e
 

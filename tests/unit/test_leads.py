@@ -44,7 +44,7 @@ def _values(candidate):
 
 @pytest.mark.parametrize("text, field, value", [
     (f"有个中介电话{SELLER_PHONE}说交三千块服务费就能停息挂账，靠谱吗", "phones", SELLER_PHONE),
-    (f"对方的微信是shangan888，说能帮我征信修复", "wechat_ids", "shangan888"),
+    ("对方的微信是shangan888，说能帮我征信修复", "wechat_ids", "shangan888"),
     ("客服QQ 123456789，让我先交定金", "qq_ids", "123456789"),
     (f"{SELLER_PHONE}打给我的，说能帮我征信修复", "phones", SELLER_PHONE),
     ("他们拉我进了一个叫上岸互助的群，群主说包上岸", "groups", "上岸互助"),
