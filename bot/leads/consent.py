@@ -5,7 +5,8 @@
 2. **After the turn** (:meth:`LeadGate.offer`), if the conversation has a grey-industry red flag (the
    ``red_flags`` slot, bot.risk), has not been asked yet in this session (the ``lead_consent_asked`` slot), is
    not paused for a human agent, has no active form and the message does not read as danger, the candidate is
-   held in memory (:class:`PendingLeads`, at most ``$LEADS_PENDING_TTL_SECONDS``, default 900) and Rasa is given
+   held (:class:`PendingLeads` in memory, or :class:`RedisPendingLeads` with several replicas; at most
+   ``$LEADS_PENDING_TTL_SECONDS``, default 900) and Rasa is given
    the external intent ``EXTERNAL_lead_candidate``, whose rule asks the question with the 同意/不同意 buttons
    (domain/leads.yml) and whose slot mapping sets ``lead_consent_asked``: asked once per conversation. The
    tracker only ever holds the masked message and the external intent (no details).
@@ -14,18 +15,21 @@
    (expired, the server restarted, another replica) becomes ``/lead_consent_expired``, so the bot does not claim
    to have passed anything on. No answer: the candidate expires and is gone.
 
-The held candidate is in one process's memory: with several Rasa replicas behind a balancer without session
-affinity, an answer reaching another replica is "expired" (nothing is kept), never wrongly stored.
+In memory, the held candidate is in one process: with several Rasa replicas behind a balancer without session
+affinity, an answer reaching another replica is "expired" (nothing is kept), never wrongly stored; with Redis
+configured (the production lock store's, or ``$LEADS_PENDING_REDIS_URL``) every replica finds it.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from bot.crisis import reads_as_danger
 from bot.leads.extract import LeadCandidate, extract_candidate
@@ -69,8 +73,8 @@ class PendingLead:
 
 
 class PendingLeads:
-    """Candidates waiting for consent, per sender id, in this process's memory only; expired ones are never
-    returned and are dropped at the next access. ``ttl`` seconds; ``clock`` epoch seconds. Thread-safe."""
+    """Candidates waiting for consent, per sender id, in this process's memory (the embedded default); expired
+    ones are never returned and are dropped at the next access. ``ttl`` seconds; ``clock`` epoch seconds."""
 
     def __init__(self, ttl: Optional[float] = None, clock: Callable[[], float] = time.time) -> None:
         self.ttl = pending_ttl() if ttl is None else ttl
@@ -82,8 +86,8 @@ class PendingLeads:
         for sender in [s for s, p in self._held.items() if p.expires_at <= now]:
             del self._held[sender]
 
-    def hold(self, sender_id: str, details: LeadCandidate, channel: Optional[str],
-             red_flags: Sequence[str]) -> PendingLead:
+    async def hold(self, sender_id: str, details: LeadCandidate, channel: Optional[str],
+                   red_flags: Sequence[str]) -> PendingLead:
         """Hold ``details`` for ``sender_id`` until the TTL (merged with what is already held)."""
         now = self.clock()
         with self._lock:
@@ -94,7 +98,7 @@ class PendingLeads:
             self._held[sender_id] = pending
             return pending
 
-    def take(self, sender_id: str) -> Optional[PendingLead]:
+    async def take(self, sender_id: str) -> Optional[PendingLead]:
         """Remove and return what is held for ``sender_id`` (None when nothing, or it expired)."""
         now = self.clock()
         with self._lock:
@@ -107,6 +111,69 @@ class PendingLeads:
             return len(self._held)
 
 
+class RedisPendingLeads:
+    """The same in Redis (``$LEADS_PENDING_REDIS_URL``, else the production lock store's
+    ``redis://$REDIS_HOST:$REDIS_PORT/$REDIS_DB``), so that an answer reaching another Rasa replica still finds
+    the candidate: one key per conversation, ``<prefix><sha256 of the sender id>``, a JSON value, and Redis's own
+    expiry of ``ttl`` seconds. Redis errors propagate: the gate then asks nothing, or answers "not saved"."""
+
+    def __init__(self, url: str, ttl: Optional[float] = None, prefix: str = "leads:pending:",
+                 clock: Callable[[], float] = time.time) -> None:
+        import redis.asyncio as redis_asyncio
+
+        self._redis = redis_asyncio.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.ttl = pending_ttl() if ttl is None else ttl
+        self.prefix, self.clock = prefix, clock
+
+    def _key(self, sender_id: str) -> str:
+        return self.prefix + hashlib.sha256(sender_id.encode("utf-8")).hexdigest()
+
+    async def hold(self, sender_id: str, details: LeadCandidate, channel: Optional[str],
+                   red_flags: Sequence[str]) -> PendingLead:
+        """See PendingLeads.hold (not atomic against a second message of the same conversation in the same
+        instant: Rasa's lock store serialises a conversation's turns)."""
+        key, now = self._key(sender_id), self.clock()
+        raw = await self._redis.get(key)
+        held = _decode(raw) if raw else None
+        merged = held.details.merged(details) if held else details
+        pending = PendingLead(merged, held.asked_at if held else now, channel, tuple(red_flags), now + self.ttl)
+        await self._redis.set(key, _encode(pending), px=max(1, int(self.ttl * 1000)))
+        return pending
+
+    async def take(self, sender_id: str) -> Optional[PendingLead]:
+        """See PendingLeads.take (GET and DEL in one transaction)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._key(sender_id))
+            pipe.delete(self._key(sender_id))
+            raw, _ = await pipe.execute()
+        return _decode(raw) if raw else None
+
+
+def _encode(pending: PendingLead) -> str:
+    return json.dumps({"details": pending.details.as_dict(), "asked_at": pending.asked_at,
+                       "channel": pending.channel, "red_flags": list(pending.red_flags),
+                       "expires_at": pending.expires_at}, ensure_ascii=False)
+
+
+def _decode(raw: Any) -> Optional[PendingLead]:
+    try:
+        data = json.loads(raw)
+        return PendingLead(LeadCandidate.from_dict(data["details"]), float(data["asked_at"]), data.get("channel"),
+                           tuple(str(f) for f in data.get("red_flags") or ()), float(data["expires_at"]))
+    except (ValueError, KeyError, TypeError):
+        logger.warning("A held seller lead could not be read; dropped.")
+        return None
+
+
+def pending_store_from_env(env: Optional[Mapping[str, str]] = None) -> Any:
+    """RedisPendingLeads when ``LEADS_PENDING_REDIS_URL`` or ``REDIS_HOST`` is set, else PendingLeads."""
+    env = os.environ if env is None else env
+    url = env.get("LEADS_PENDING_REDIS_URL")
+    if not url and env.get("REDIS_HOST"):
+        url = f"redis://{env['REDIS_HOST']}:{env.get('REDIS_PORT') or 6379}/{env.get('REDIS_DB') or 0}"
+    return RedisPendingLeads(url) if url else PendingLeads()
+
+
 def _current_agent() -> Any:
     from bot.channels.turns import current_agent
 
@@ -117,9 +184,9 @@ class LeadGate:
     """The three steps above. ``pending`` the held candidates; ``store`` a callable returning the leads store's
     engine (opened lazily: default bot.leads.store.open_store); ``agent`` returns Rasa's running Agent or None."""
 
-    def __init__(self, pending: Optional[PendingLeads] = None, store: Optional[Callable[[], Any]] = None,
+    def __init__(self, pending: Any = None, store: Optional[Callable[[], Any]] = None,
                  agent: Callable[[], Any] = _current_agent) -> None:
-        self.pending = pending if pending is not None else PendingLeads()
+        self.pending = pending if pending is not None else pending_store_from_env()
         self._store_factory = store
         self._engine: Any = None
         self.agent = agent
@@ -150,7 +217,11 @@ class LeadGate:
         text = (message.text or "").strip()
         if text not in (CONSENT_YES, CONSENT_NO):
             return
-        pending = self.pending.take(message.sender_id)
+        try:
+            pending = await self.pending.take(message.sender_id)
+        except Exception:  # noqa: BLE001 - nothing can be stored; the user is told so
+            logger.exception("Reading a held seller lead failed.")
+            pending = None
         if text == CONSENT_NO:
             if pending is not None:
                 logger.info("A seller lead was declined; nothing kept.")
@@ -180,7 +251,10 @@ class LeadGate:
         try:
             await self._offer(agent, message, candidate)
         except Exception:  # noqa: BLE001 - the turn is answered; only the question is lost
-            self.pending.take(message.sender_id)
+            try:
+                await self.pending.take(message.sender_id)
+            except Exception:  # noqa: BLE001
+                logger.warning("Could not drop a held seller lead; it expires on its own.")
             logger.exception("Asking for consent to a seller lead failed; nothing kept.")
 
     async def _offer(self, agent: Any, message: Any, candidate: LeadCandidate) -> None:
@@ -197,7 +271,7 @@ class LeadGate:
             red_flags = tuple(tracker.get_slot("red_flags") or ())
             if not red_flags:
                 return
-            self.pending.hold(message.sender_id, candidate, message.input_channel, red_flags)
+            await self.pending.hold(message.sender_id, candidate, message.input_channel, red_flags)
             tracker = await processor.fetch_tracker_with_initial_session(message.sender_id, message.output_channel)
             await processor.trigger_external_user_uttered(OFFER_INTENT, None, tracker, message.output_channel)
 
