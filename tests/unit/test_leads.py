@@ -354,3 +354,27 @@ def test_the_lead_tables_come_from_their_own_migration_branch(tmp_path):
     engine.dispose()
     assert {"0001_leads_store", "0001_compliance_store"} <= versions
     assert {"leads", "lead_reads", "compliance_turns"} <= tables
+
+
+def test_retention_apply_deletes_leads_and_says_so(tmp_path):
+    """``python -m bot retention apply`` covers the leads store too and prints what it deleted."""
+    import subprocess
+    import sys
+    import time
+
+    from bot import PROJECT_ROOT
+
+    leads_url = f"sqlite:///{tmp_path / 'leads.db'}"
+    engine = open_store(leads_url)
+    now = time.time()
+    _store_lead(engine, now - 40 * DAY_SECONDS)
+    kept = _store_lead(engine, now - 10 * DAY_SECONDS)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "retention", "apply", "--db", f"sqlite:///{tmp_path / 'compliance.db'}",
+         "--leads-db", leads_url, "--lead-days", "30"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "seller leads older than 30 days deleted: 1" in result.stdout
+    with engine.connect() as connection:
+        assert [row[0] for row in connection.exec_driver_sql("SELECT id FROM leads")] == [kept]
+    engine.dispose()
