@@ -51,6 +51,11 @@ DEFAULT_PENDING_TTL_SECONDS = 900.0
 """How long a candidate waits for the answer, in seconds (``$LEADS_PENDING_TTL_SECONDS``)."""
 
 
+OFFER_TIMEOUT_SECONDS = 5.0
+"""Longest the question may take (lock, tracker, Rasa's slot extraction on the action server) before it is given
+up and the candidate dropped: the user has their answer already and must not wait on a hung server."""
+
+
 def pending_ttl() -> float:
     """``$LEADS_PENDING_TTL_SECONDS`` (a positive number), else DEFAULT_PENDING_TTL_SECONDS."""
     try:
@@ -249,7 +254,7 @@ class LeadGate:
         if agent is None:
             return
         try:
-            await self._offer(agent, message, candidate)
+            await asyncio.wait_for(self._offer(agent, message, candidate), OFFER_TIMEOUT_SECONDS)
         except Exception:  # noqa: BLE001 - the turn is answered; only the question is lost
             try:
                 await self.pending.take(message.sender_id)
