@@ -22,6 +22,8 @@
   source, from the knowledge files (``--check``: exit 1 if the file is out of date; bot.legal_review);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
   (bot.nlu.blend_tuning; trains five NLU models);
+* ``leads``  list, export (CSV/JSON) and audit the consented seller leads, for a ``leads`` credential
+  (bot.leads.cli);
 * ``agents`` issue, list and revoke the agent desk's per-agent credentials (bot.handoff.credentials);
 * ``bench``  start a stock Rasa baseline, then the project, put the same REST and NLU load on each and write
   msg/s, latency percentiles, RSS and start time side by side to ``reports/perf/`` (bot.bench.run).
@@ -236,6 +238,10 @@ def _compliance_commands(commands: argparse._SubParsersAction) -> None:
                        help="days conversation counts are kept (default $COMPLIANCE_AGGREGATE_RETENTION_DAYS or "
                             "1095)")
     apply.add_argument("--db", default=None, help=db_help)
+    apply.add_argument("--lead-days", type=int, default=None,
+                       help="days consented seller leads are kept (default $LEADS_RETENTION_DAYS or 90)")
+    apply.add_argument("--leads-db", default=None,
+                       help="SQLAlchemy URL of the leads store (default: $LEADS_DATABASE_URL or var/leads.db)")
 
 
 def _compliance(args: argparse.Namespace) -> int:
@@ -284,6 +290,14 @@ def _compliance(args: argparse.Namespace) -> int:
     deleted = apply_retention(engine, policy)
     engine.dispose()
     print(deleted.describe(policy))
+    from bot.leads import store as lead_store
+
+    lead_policy = lead_store.LeadRetention.from_env(args.lead_days)
+    leads_engine = lead_store.open_store(args.leads_db)
+    lead_deleted = lead_store.apply_retention(leads_engine, lead_policy)
+    leads_engine.dispose()
+    print(f"seller leads older than {lead_policy.lead_days} days deleted: {lead_deleted['leads']}")
+    print(f"lead read audit rows older than {lead_policy.audit_days} days deleted: {lead_deleted['lead_reads']}")
     return 0
 
 
@@ -332,11 +346,14 @@ def main(argv=None) -> int:
                        help="with --growth: measure only the conversation growth, no load levels")
     bench.add_argument("--report-only", action="store_true",
                        help="measure nothing: render README.md and bench.png again from <out>/bench.json")
+    from bot.leads.cli import add_commands as add_lead_commands
+
+    add_lead_commands(commands)
     agents = commands.add_parser("agents", help="issue, list and revoke agent desk credentials")
     agent_commands = agents.add_subparsers(dest="agents_command", required=True)
     issue = agent_commands.add_parser("issue", help="issue a credential to one person; prints its token once")
     issue.add_argument("name", help="the agent's name, as the desk shows and audits it")
-    issue.add_argument("--role", choices=("agent", "compliance"), default="agent")
+    issue.add_argument("--role", choices=("agent", "compliance", "leads"), default="agent")
     issue.add_argument("--days", type=int, default=90, help="days until it expires (default 90, at most 366)")
     revoke = agent_commands.add_parser("revoke", help="revoke a credential by id, or every one of an agent")
     target = revoke.add_mutually_exclusive_group(required=True)
@@ -359,6 +376,10 @@ def main(argv=None) -> int:
         return _health(args)
     if args.command == "agents":
         return _agents(args)
+    if args.command == "leads":
+        from bot.leads.cli import main as leads_main
+
+        return leads_main(args)
     if args.command == "legal-review":
         return _legal_review(args)
     if args.command in ("compliance", "report", "audit", "retention"):

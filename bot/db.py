@@ -1,10 +1,10 @@
 """One way to reach every SQL store of the project: the engine factory and the Alembic history.
 
-The ticket store (bot.handoff.store), the WeChat channel's store (bot.channels.wechat.store.sql) and the
-compliance record (bot.compliance.schema) are SQLAlchemy Core tables. Their schemas are created and changed
-only by the migrations in ``bot/migrations/``, one Alembic history with a branch per store (``handoff``,
-``wechat``, ``compliance``), so that each store can live in its own database or share one, and each upgrades
-only its own tables.
+The ticket store (bot.handoff.store), the WeChat channel's store (bot.channels.wechat.store.sql), the
+compliance record (bot.compliance.schema) and the consented seller leads (bot.leads.schema) are SQLAlchemy Core
+tables. Their schemas are created and changed only by the migrations in ``bot/migrations/``, one Alembic history
+with a branch per store (``handoff``, ``wechat``, ``compliance``, ``leads``), so that each store can live in its
+own database or share one, and each upgrades only its own tables.
 
 SQLite (the embedded default, files under ``var/``) runs in WAL mode with a generous busy timeout, so that
 several processes can write while others read; PostgreSQL needs nothing special. Errors never quote bound
@@ -37,7 +37,7 @@ LEGACY_VERSION_TABLES = {"handoff": "handoff_alembic_version"}
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 """How long a SQLite writer waits for another one before failing, in seconds."""
 
-BRANCHES = ("handoff", "wechat", "compliance")
+BRANCHES = ("handoff", "wechat", "compliance", "leads")
 """The stores with tables in the history (Alembic branch labels)."""
 
 MIGRATION_ATTEMPTS = 4

@@ -46,7 +46,11 @@ CHITCHAT_INTENTS: Tuple[str, ...] = ("greet", "goodbye", "thank", "affirm", "den
 FORM_INTENTS: Tuple[str, ...] = ("inform", "stop")
 """Only inside hardship_plan_form: an answer to its question, or the wish to stop it."""
 
-ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS
+LEAD_INTENTS: Tuple[str, ...] = ("EXTERNAL_lead_candidate", "lead_consent_yes", "lead_consent_no",
+                                 "lead_consent_expired")
+"""Only from the Rasa server and the consent buttons (domain/leads.yml, bot.leads.consent): no NLU examples."""
+
+ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS + LEAD_INTENTS
 """Every intent of the domain."""
 
 ACTION_FOR_TOPIC: Dict[str, str] = {

@@ -197,3 +197,24 @@ def mask_pii_with_counts(text: str) -> Tuple[str, Dict[str, int]]:
 def mask_pii(text: str) -> str:
     """``text`` with every kind of personal data in PLACEHOLDERS replaced by its placeholder."""
     return mask_pii_with_counts(text)[0]
+
+
+def find_pii_spans(text: str) -> List[Tuple[int, int, str]]:
+    """The spans ``(start, end, kind)`` of ``text`` (indices into ``text``, left to right, not overlapping) that
+    :func:`mask_pii_with_counts` masks, with their kind (a key of PLACEHOLDERS). Used before masking by the
+    consent-based seller leads (bot.leads.extract), which keep a seller's number only with the user's consent."""
+    view, origin = detection_view(text)
+    taken: List[Tuple[int, int, str]] = []
+    for detect in _DETECTORS:
+        for start, end, kind in detect(view):
+            if end > start and not any(start < b and a < end for a, b, _ in taken):
+                taken.append((start, end, kind))
+    spans: List[Tuple[int, int, str]] = []
+    position = 0
+    for start, end, kind in sorted(taken):
+        original_start, original_end = origin[start], origin[end - 1] + 1
+        if original_start < position:
+            continue
+        spans.append((original_start, original_end, kind))
+        position = original_end
+    return spans

@@ -18,6 +18,7 @@ from bot.channels.limits import current_client, default_limiter
 from bot.channels.turns import supervise_turns
 from bot.crisis import reads_as_danger
 from bot.handoff.paused import gate_paused_message
+from bot.leads.consent import default_gate as default_lead_gate
 from bot.privacy import mask_pii, mask_pii_with_counts
 from bot.texts import response_text
 
@@ -109,6 +110,8 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
       masked), the kinds masked are added to the metadata as ``pii_masked``
       (counts only), a privacy notice is sent when anything was masked, and the message is passed on, under
       the turn supervisor (``bot.channels.turns.supervise_turns``: deadline, outage reply);
+    * a seller's details are read before masking and, after the turn, the user is asked once whether they may
+      be passed on; a consent answer is acted on before its turn (``bot.leads.consent``);
     * a message to a conversation paused for a human agent goes, under the same supervisor, through the
       hand-over gate (``bot.handoff.paused``), which answers danger, a wish to leave and a desk that is gone.
     """
@@ -131,12 +134,16 @@ def guard_messages(on_new_message: OnNewMessage) -> OnNewMessage:
             logger.info("Refused a message of %d characters from one sender.", len(text))
             await _reply(message, MESSAGE_TOO_LONG)
             return
+        leads = default_lead_gate()
+        candidate = leads.observe(text)  # a seller's details, read before masking; held only with consent
         masked, counts = mask_pii_with_counts(text)
         message.text = masked
         message.metadata = screen_metadata(message.metadata)
         if counts:
             message.metadata = {**message.metadata, "pii_masked": counts}
             await _reply(message, PRIVACY_NOTICE)
+        await leads.answer(message)
         await supervised(message)
+        await leads.offer(message, candidate, text)
 
     return screened

@@ -8,7 +8,8 @@ row, never from the request. Each check reads the row (so a revocation or expiry
 scrypt comparison runs once per token and process, later checks compare a SHA-256 kept in memory.
 
 Roles (:data:`ROLES`): ``agent`` works tickets on the desk; ``compliance`` is for reviewing the desk's audit
-(a compliance page agents cannot see) and does not work tickets.
+(a compliance page agents cannot see) and does not work tickets; ``leads`` reads the consented seller leads
+(``python -m bot leads``, bot.leads.store) and nothing else.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from bot.handoff.schema import agent_credentials
 
-ROLES = ("agent", "compliance")
+ROLES = ("agent", "compliance", "leads")
 """The roles a credential can carry."""
 
 TOKEN_PREFIX = "dhk_"
