@@ -83,7 +83,8 @@ def test_a_tap_before_any_session_is_refused(servers):
         widget = Widget(servers.rasa_url)
         await widget.connect()
         try:
-            await widget.client.emit("referral_tapped", {"reason": "hardship_plan", "number": default_knowledge().fact("nfra_hotline").value})
+            hotline = default_knowledge().fact("nfra_hotline").value
+            await widget.client.emit("referral_tapped", {"reason": "hardship_plan", "number": hotline})
             for _ in range(50):
                 if widget.refused:
                     break
