@@ -415,6 +415,12 @@
           var call = el("a", "dhw-call", TEXT.call);
           call.href = tel;
           call.setAttribute("aria-label", TEXT.callLabel + " " + (card.title || "") + " " + (channel.label || ""));
+          call.addEventListener("click", function () {
+            // The dialler tells the bot nothing: report the tap for the record (bot/referral_taps.py).
+            if (socket && socket.connected) {
+              socket.emit("referral_tapped", { reason: String(card.reason || ""), number: String(channel.number || "") });
+            }
+          });
           line.appendChild(call);
         }
         if (channel.status === "unconfirmed") {

@@ -11,7 +11,8 @@ Limits (``RATE_LIMITS``, e.g. ``conversation=30/60,client=120/60``; unset keys k
 * ``conversation``: messages per conversation (sender id);
 * ``client``: messages per client (REST and socket.io: the client's address, counted together, so that opening
   more sockets buys no more messages; WeChat: the openid hash, which is also the conversation);
-* ``history``: widget history reads per client.
+* ``history``: widget history reads per client;
+* ``tap``: referral-card taps recorded per conversation (bot.referral_taps); beyond it taps are dropped.
 
 The channel tells the limiter who the client is through :data:`current_client` (a context variable set by the
 REST middleware and the socket.io handler before the message is screened). The address is Sanic's
@@ -43,6 +44,7 @@ DEFAULT_LIMITS: Dict[str, Limit] = {
     "conversation": Limit(30, 60),
     "client": Limit(120, 60),
     "history": Limit(60, 60),
+    "tap": Limit(20, 60),
 }
 """Defaults: a person types far below one message every two seconds; a bank's gateway may put many customers
 behind one address, hence the higher per-client figure."""

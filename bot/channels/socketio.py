@@ -41,7 +41,7 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 
 from bot.channels.guard import OnNewMessage, guard_messages
-from bot.channels.limits import client_key, current_client
+from bot.channels.limits import client_key, current_client, default_limiter
 from bot.channels.ownership import (
     ChannelSecurity,
     SecurityConfigError,
@@ -53,7 +53,10 @@ from bot.channels.ownership import (
     session_sender,
 )
 from bot.channels.socketio_rooms import LocalPresence, Presence, install_shared_rooms
+from bot.channels.turns import current_agent
 from bot.handoff.delivery import AgentMessageNotDelivered
+from bot.knowledge import default_knowledge
+from bot.referral_taps import TAP_EVENT, record_tap, tap_entry
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +190,22 @@ class ScreenedSocketIOInput(SocketIOInput):
             await sio.emit("session_confirm", {"session_id": sender_id,
                                                "session_token": issue_session_token(security, sender_id)},
                            room=sid)
+
+        @sio.on(TAP_EVENT, namespace=self.namespace)
+        async def referral_tapped(sid: str, data: Any) -> None:
+            """A call button tapped on a referral card: recorded in the socket's own conversation when the
+            reason and number are ones the bot gives (bot.referral_taps); otherwise refused. No reply."""
+            sender_id = await bound_sender(sid)
+            if sender_id is None:
+                await refuse(sid, TAP_EVENT, "no session: send session_request first")
+                return
+            entry = tap_entry(data, default_knowledge())
+            if entry is None:
+                await refuse(sid, TAP_EVENT, "not a channel this assistant gives")
+                return
+            if not await default_limiter().allow("tap", sender_id):
+                return  # a flood of taps is dropped; the user's messages keep their own limit
+            await record_tap(current_agent(), sender_id, entry)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: str, data: Optional[Dict[str, Any]]) -> None:

@@ -9,7 +9,8 @@ what the bot already records:
   spans the risk engine finds in the (already masked, bot.channels.guard) text; the text itself is not kept;
 * ``slot`` ``risk_level``, ``user_segment``, ``red_flags`` (the new lexicon ids become the turn's red flags,
   each with its matched span, masked again), ``referrals`` (``"<channel>:<topic>"``, bot.guidance), ``bank``,
-  ``debt_type``;
+  ``debt_type``; ``referral_tapped`` (a call button tapped on a referral card, bot.referral_taps: added once
+  to the conversation's ``taps``, whether or not a turn is open);
 * ``bot``: the response name (``metadata.utter_action``), ``metadata.knowledge_version`` (actions/replies.py),
   a hand-over answer's ``ticket_id``, and the desk's ``metadata.handoff`` (ticket, kind: agent_joined, closed,
   returned_to_bot, released, agent_message; bot.handoff.messages);
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Connection
 from bot.compliance import chain
 from bot.compliance.schema import conversations, seen_events, turns
 from bot.privacy import mask_pii
+from bot.referral_taps import TAP_SLOT
 from bot.risk import RISK_LEVELS, RiskEngine
 
 SEAL_IDLE_SECONDS = 600.0
@@ -187,6 +189,10 @@ class Recorder:
                 self._update_conversation(connection, conversation, referrals=_dumps(known + new))
             if turn and new:
                 self._update_turn(connection, turn, timestamp, referrals=_dumps(_loads(turn["referrals"]) + new))
+        elif name == TAP_SLOT and isinstance(value, str) and value:
+            tapped = _loads(conversation.get("taps"))
+            if value[:128] not in tapped:
+                self._update_conversation(connection, conversation, taps=_dumps(tapped + [value[:128]]))
         elif name in ("bank", "debt_type") and isinstance(value, str) and value:
             self._update_conversation(connection, conversation, **{name: value[:64]})
 

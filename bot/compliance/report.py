@@ -5,6 +5,8 @@ Rows are conversations *started* in ``[--from, --to]`` (whole days in China time
 * ``conversations``; ``risk_conversations`` (highest risk level medium or high, bot.risk);
 * ``referrals`` by route: conversations referred to each official channel (the part before ``:`` of the
   ``referrals`` slot's ``"<channel>:<topic>"`` entries, bot.guidance);
+* ``taps`` by route: conversations in which the user tapped a referral card's call button for that channel
+  (the part before ``:`` of the ``taps`` entries, bot.referral_taps): how many referrals were acted on;
 * ``handovers`` (a ticket was opened), ``claimed`` and ``median_claim_seconds`` (opened to an agent joining);
 * ``fallback_rate``: fallback turns (``nlu_fallback`` or ``action_default_fallback``) over all turns.
 
@@ -56,6 +58,7 @@ class Group:
     conversations: int = 0
     risk_conversations: int = 0
     referrals: Counter = field(default_factory=Counter)
+    taps: Counter = field(default_factory=Counter)
     handovers: int = 0
     claimed: int = 0
     claim_seconds: List[float] = field(default_factory=list)
@@ -76,7 +79,7 @@ class Group:
         """JSON-ready figures."""
         return {"group": self.key, "conversations": self.conversations,
                 "risk_conversations": self.risk_conversations, "referrals": dict(sorted(self.referrals.items())),
-                "handovers": self.handovers, "claimed": self.claimed,
+                "taps": dict(sorted(self.taps.items())), "handovers": self.handovers, "claimed": self.claimed,
                 "median_claim_seconds": self.median_claim_seconds, "turns": self.turns,
                 "fallback_turns": self.fallback_turns, "fallback_rate": self.fallback_rate}
 
@@ -95,6 +98,11 @@ class Report:
     def routes(self) -> List[str]:
         """Every referral route in the report, sorted."""
         return sorted({route for group in self.groups for route in group.referrals})
+
+    @property
+    def tap_routes(self) -> List[str]:
+        """Every route whose call button was tapped in the report, sorted."""
+        return sorted({route for group in self.groups for route in group.taps})
 
     def as_dict(self) -> Dict[str, Any]:
         """JSON-ready report."""
@@ -152,11 +160,13 @@ def build(engine: Engine, start: dt.date, end: dt.date, by: str) -> Report:
     groups: Dict[str, Group] = {}
     for row in rows:
         routes = {str(entry).split(":", 1)[0] for entry in json.loads(row["referrals"])}
+        tapped = {str(entry).split(":", 1)[0] for entry in json.loads(row.get("taps") or "[]")}
         for key in _keys(row, by):
             group = groups.setdefault(key, Group(key))
             group.conversations += 1
             group.risk_conversations += int(row["risk_level"] in RISK_LEVELS_COUNTED)
             group.referrals.update(routes)
+            group.taps.update(tapped)
             if row["handoff_ticket"]:
                 group.handovers += 1
             if row["handoff_claimed_at"] is not None and row["handoff_opened_at"] is not None:
@@ -191,15 +201,18 @@ def rising_pitches(rows: Iterable[Dict[str, Any]], end: dt.date) -> List[Dict[st
 
 def _columns(report: Report) -> Tuple[List[str], List[List[Any]]]:
     header = ["group", "conversations", "risk_conversations", "handovers", "claimed", "median_claim_seconds",
-              "turns", "fallback_rate", *(f"referrals:{route}" for route in report.routes)]
+              "turns", "fallback_rate", *(f"referrals:{route}" for route in report.routes),
+              *(f"taps:{route}" for route in report.tap_routes)]
     body = [[g.key, g.conversations, g.risk_conversations, g.handovers, g.claimed, g.median_claim_seconds,
-             g.turns, g.fallback_rate, *(g.referrals.get(route, 0) for route in report.routes)]
+             g.turns, g.fallback_rate, *(g.referrals.get(route, 0) for route in report.routes),
+             *(g.taps.get(route, 0) for route in report.tap_routes)]
             for g in report.groups]
     return header, body
 
 
 def to_csv(report: Report) -> str:
-    """One CSV row per group (a ``referrals:<route>`` column per route); empty cells for no value."""
+    """One CSV row per group (a ``referrals:<route>`` column per route, a ``taps:<route>`` column per tapped
+    route); empty cells for no value."""
     header, body = _columns(report)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -210,7 +223,7 @@ def to_csv(report: Report) -> str:
 
 
 def to_table(report: Report) -> str:
-    """A plain-text table, then the referrals by route and the rising pitches."""
+    """A plain-text table, then the referrals and the taps by route, and the rising pitches."""
     header = ["group", "convs", "risk", "hand-overs", "claimed", "median claim s", "fallback"]
     lines = [f"Compliance report {report.start} .. {report.end}, by {report.by}", ""]
     widths = [max(12, *(len(g.key) for g in report.groups))] if report.groups else [12]
@@ -229,6 +242,12 @@ def to_table(report: Report) -> str:
             totals.update(g.referrals)
         lines += ["", "Referrals by route (conversations):"]
         lines += [f"  {route}: {count}" for route, count in sorted(totals.items(), key=lambda i: (-i[1], i[0]))] \
+            or ["  none"]
+        tapped: Counter = Counter()
+        for g in report.groups:
+            tapped.update(g.taps)
+        lines += ["", "Call buttons tapped by route (conversations):"]
+        lines += [f"  {route}: {count}" for route, count in sorted(tapped.items(), key=lambda i: (-i[1], i[0]))] \
             or ["  none"]
     lines += ["", f"Rising pitches (last {RISING_WINDOW_DAYS} days against the {RISING_WINDOW_DAYS} before):"]
     lines += [f"  {r['tactic']}: {r['this_window']} (before: {r['previous_window']})" for r in report.rising] \

@@ -26,6 +26,8 @@ conversations = sa.Table(
     sa.Column("debt_type", sa.String(64), nullable=True),
     sa.Column("red_flags", sa.Text, nullable=False, default="[]"),
     sa.Column("referrals", sa.Text, nullable=False, default="[]"),
+    # the referral cards' call buttons tapped, "<channel key or bank name>:<reason>" (migration 0002)
+    sa.Column("taps", sa.Text, nullable=False, default="[]", server_default="[]"),
     sa.Column("handoff_ticket", sa.String(64), nullable=True),
     sa.Column("handoff_opened_at", sa.Float, nullable=True),
     sa.Column("handoff_claimed_at", sa.Float, nullable=True),
