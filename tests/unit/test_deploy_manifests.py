@@ -102,6 +102,7 @@ def test_the_rasa_container_gets_every_variable_the_production_endpoints_need():
     assert "bot.ops.rasa_launcher" in rasa["command"], "the launcher keeps the API token off the command line"
     assert "--auth-token" not in rasa["command"] and "--cors" not in rasa["command"]
     assert {"SESSION_TOKEN_KEY", "BANK_SIGNING_KEY"} <= _env_names(rasa), "every replica needs the channel keys"
+    assert {"LEADS_DATABASE_URL", "WECHAT_STORE_URL"} <= _env_names(rasa), "shared stores, not per-pod SQLite"
 
 
 def test_exactly_one_compliance_consumer_reads_what_the_replicas_publish():
