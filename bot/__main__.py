@@ -242,6 +242,11 @@ def _compliance_commands(commands: argparse._SubParsersAction) -> None:
                        help="days consented seller leads are kept (default $LEADS_RETENTION_DAYS or 90)")
     apply.add_argument("--leads-db", default=None,
                        help="SQLAlchemy URL of the leads store (default: $LEADS_DATABASE_URL or var/leads.db)")
+    apply.add_argument("--tracker-days", type=int, default=None,
+                       help="days a conversation is kept in the tracker store after its latest event (default "
+                            "$TRACKER_RETENTION_DAYS or 180)")
+    apply.add_argument("--endpoints", default="endpoints.yml",
+                       help="the endpoints file whose SQL tracker store is cleaned (default endpoints.yml)")
 
 
 def _compliance(args: argparse.Namespace) -> int:
@@ -298,6 +303,15 @@ def _compliance(args: argparse.Namespace) -> int:
     leads_engine.dispose()
     print(f"seller leads older than {lead_policy.lead_days} days deleted: {lead_deleted['leads']}")
     print(f"lead read audit rows older than {lead_policy.audit_days} days deleted: {lead_deleted['lead_reads']}")
+    from bot import tracker_retention
+
+    tracker_days = tracker_retention.tracker_days_from_env(args.tracker_days)
+    tracker_url = tracker_retention.tracker_store_url(Path(args.endpoints))
+    if tracker_url is None:
+        print(f"tracker store: not a SQL store in {args.endpoints}; nothing deleted")
+        return 0
+    gone, events = tracker_retention.apply(tracker_url, tracker_days)
+    print(f"tracker conversations idle for more than {tracker_days} days deleted: {gone} ({events} events)")
     return 0
 
 
