@@ -14,6 +14,8 @@ what the bot already records:
 * ``bot``: the response name (``metadata.utter_action``), ``metadata.knowledge_version`` (actions/replies.py),
   a hand-over answer's ``ticket_id``, and the desk's ``metadata.handoff`` (ticket, kind: agent_joined, closed,
   returned_to_bot, released, agent_message; bot.handoff.messages);
+* a ``user`` event of an ``EXTERNAL_`` intent (triggered by the server, not typed) gets a turn row of its own
+  but is not counted in the conversation's turns or fallbacks;
 * ``action`` ``action_default_fallback`` and an ``nlu_fallback`` intent mark a fallback turn.
 
 :func:`apply_event` is idempotent: each event's key (SHA-256 of its canonical JSON) is stored, and an event
@@ -36,6 +38,10 @@ from bot.risk import RISK_LEVELS, RiskEngine
 
 SEAL_IDLE_SECONDS = 600.0
 """An open turn with no event for this long (seconds) is sealed by :func:`seal_idle`."""
+
+EXTERNAL_PREFIX = "EXTERNAL_"
+"""Intents the server triggers itself (Rasa's external events, e.g. the consent question of bot.leads): their
+turn row records what the bot said, but they are not the user's turns and are not counted as turns."""
 
 FALLBACK_INTENT = "nlu_fallback"
 FALLBACK_ACTION = "action_default_fallback"
@@ -155,6 +161,8 @@ class Recorder:
             fallback=fallback, risk_level=conversation["risk_level"], segment=conversation["segment"],
             red_flags="[]", flag_candidates=_dumps(candidates), responses="[]", referrals="[]", handoff="[]",
             sealed=False))
+        if str(name or "").startswith(EXTERNAL_PREFIX):
+            return  # a row for what the bot said, not a turn of the user's: the counts stay
         self._update_conversation(connection, conversation, turns=conversation["turns"] + 1,
                                   fallback_turns=conversation["fallback_turns"] + int(fallback),
                                   channel=conversation["channel"] or channel)

@@ -225,3 +225,25 @@ def test_the_report_and_retention_commands_print_csv_json_and_charts(store, reco
     assert "before" in capsys.readouterr().err
     assert main(["retention", "apply", "--db", url, "--turn-days", "180"]) == 0
     assert "turns older than 180 days deleted:" in capsys.readouterr().out
+
+
+def test_a_server_triggered_external_intent_is_recorded_but_not_counted_as_a_turn(store, recorder):
+    """The consent question (bot.leads) comes from an EXTERNAL_ intent: what the bot said is kept, but the user
+    did not take a turn."""
+    events = [
+        {"event": "user", "sender_id": "x1", "timestamp": 10.0, "text": "中介让我加他微信", "input_channel": "rest",
+         "parse_data": {"intent": {"name": "seek_debt_agency", "confidence": 0.9}}},
+        {"event": "action", "sender_id": "x1", "timestamp": 10.2, "name": "action_listen"},
+        {"event": "user", "sender_id": "x1", "timestamp": 10.3, "text": "/EXTERNAL_lead_candidate",
+         "parse_data": {"intent": {"name": "EXTERNAL_lead_candidate", "confidence": 1.0}}},
+        {"event": "bot", "sender_id": "x1", "timestamp": 10.4, "text": "…",
+         "metadata": {"utter_action": "utter_ask_lead_consent"}},
+        {"event": "action", "sender_id": "x1", "timestamp": 10.5, "name": "action_listen"},
+    ]
+    _apply(store, recorder, events)
+    with store.connect() as db:
+        conversation = db.execute(sa.select(conversations)).mappings().one()
+        rows = db.execute(sa.select(turns.c.intent, turns.c.responses).order_by(turns.c.id)).all()
+    assert conversation["turns"] == 1
+    assert [(intent, json.loads(responses)) for intent, responses in rows] == [
+        ("seek_debt_agency", []), ("EXTERNAL_lead_candidate", ["utter_ask_lead_consent"])]

@@ -352,7 +352,8 @@ def test_the_lead_tables_come_from_their_own_migration_branch(tmp_path):
         versions = {row[0] for row in connection.exec_driver_sql("SELECT version_num FROM bot_alembic_version")}
         tables = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
     engine.dispose()
-    assert {"0001_leads_store", "0001_compliance_store"} <= versions
+    assert "0001_leads_store" in versions and any("compliance" in version for version in versions), versions
+    assert len(versions) == 2, "one head per branch"
     assert {"leads", "lead_reads", "compliance_turns"} <= tables
 
 
