@@ -26,11 +26,17 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+import yaml
+
+from bot import PROJECT_ROOT
 from bot.crisis import reads_as_danger
 from bot.leads.extract import LeadCandidate, extract_candidate
 
@@ -54,6 +60,27 @@ DEFAULT_PENDING_TTL_SECONDS = 900.0
 OFFER_TIMEOUT_SECONDS = 5.0
 """Longest the question may take (lock, tracker, Rasa's slot extraction on the action server) before it is given
 up and the candidate dropped: the user has their answer already and must not wait on a hung server."""
+
+
+ANSWERS_FILE = PROJECT_ROOT / "data" / "leads" / "answers.yml"
+"""Typed answers to the question (see the file's comment)."""
+
+_NOT_PART_OF_AN_ANSWER = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _typed_answers() -> Dict[str, str]:
+    raw = yaml.safe_load(ANSWERS_FILE.read_text(encoding="utf-8"))
+    answers = {unicodedata.normalize("NFKC", reply): CONSENT_YES for reply in raw["yes"]}
+    answers.update({unicodedata.normalize("NFKC", reply): CONSENT_NO for reply in raw["no"]})
+    return answers
+
+
+def typed_answer(text: str) -> Optional[str]:
+    """CONSENT_YES or CONSENT_NO when the whole of ``text`` (NFKC, without spaces and punctuation) is one of the
+    typed answers in data/leads/answers.yml, else None."""
+    key = _NOT_PART_OF_AN_ANSWER.sub("", unicodedata.normalize("NFKC", text or ""))
+    return _typed_answers().get(key) if key else None
 
 
 def pending_ttl() -> float:
@@ -103,6 +130,12 @@ class PendingLeads:
             self._held[sender_id] = pending
             return pending
 
+    async def holds(self, sender_id: str) -> bool:
+        """Whether a candidate (not expired) is held for ``sender_id``."""
+        with self._lock:
+            self._purge(self.clock())
+            return sender_id in self._held
+
     async def take(self, sender_id: str) -> Optional[PendingLead]:
         """Remove and return what is held for ``sender_id`` (None when nothing, or it expired)."""
         now = self.clock()
@@ -144,6 +177,10 @@ class RedisPendingLeads:
         pending = PendingLead(merged, held.asked_at if held else now, channel, tuple(red_flags), now + self.ttl)
         await self._redis.set(key, _encode(pending), px=max(1, int(self.ttl * 1000)))
         return pending
+
+    async def holds(self, sender_id: str) -> bool:
+        """See PendingLeads.holds."""
+        return bool(await self._redis.exists(self._key(sender_id)))
 
     async def take(self, sender_id: str) -> Optional[PendingLead]:
         """See PendingLeads.take (GET and DEL in one transaction)."""
@@ -218,10 +255,22 @@ class LeadGate:
             return None
 
     async def answer(self, message: Any) -> None:
-        """Before the turn: act on a consent payload in ``message.text`` (a Rasa UserMessage), as described."""
+        """Before the turn: act on a consent payload in ``message.text`` (a Rasa UserMessage), as described; a
+        typed answer (:func:`typed_answer`) counts as its button while a candidate is held, and ``message.text``
+        becomes the payload so that the dialogue answers it."""
         text = (message.text or "").strip()
         if text not in (CONSENT_YES, CONSENT_NO):
-            return
+            typed = typed_answer(text)
+            if typed is None:
+                return
+            try:
+                held = await self.pending.holds(message.sender_id)
+            except Exception:  # noqa: BLE001 - cannot tell: leave the message to the dialogue
+                logger.exception("Reading a held seller lead failed.")
+                return
+            if not held:
+                return
+            text = message.text = typed
         try:
             pending = await self.pending.take(message.sender_id)
         except Exception:  # noqa: BLE001 - nothing can be stored; the user is told so

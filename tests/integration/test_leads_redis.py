@@ -24,8 +24,10 @@ def test_a_candidate_held_by_one_replica_is_taken_once_by_another():
         await one.hold(sender, LeadCandidate(phones=("13812345678",)), "rest", ["upfront_fee"])
         await one.hold(sender, LeadCandidate(groups=("上岸互助",)), "rest", ["upfront_fee"])
         keys = [key.decode() async for key in one._redis.scan_iter(f"{prefix}*")]
+        assert await other.holds(sender), "another replica sees the question waiting"
         taken = await other.take(sender)
         again = await other.take(sender)
+        assert not await other.holds(sender)
         return sender, keys, taken, again
 
     sender, keys, taken, again = asyncio.run(scenario())

@@ -221,6 +221,40 @@ def test_nothing_is_kept_without_an_answer(leads_engine):
     assert answer.text == CONSENT_EXPIRED and count_leads(leads_engine) == 0
 
 
+@pytest.mark.parametrize("typed", ["同意", "我同意。", " 可以的！", "同 意"])
+def test_a_typed_yes_while_the_question_waits_counts_as_the_button(leads_engine, typed):
+    gate, _ = _gate(leads_engine, FakeTracker({"red_flags": ["upfront_fee"]}), Clock())
+    asyncio.run(_describe_seller(gate))
+    answer = _message(typed)
+    asyncio.run(gate.answer(answer))
+    assert answer.text == CONSENT_YES and count_leads(leads_engine) == 1
+
+
+@pytest.mark.parametrize("typed", ["不同意", "不行", "算了。"])
+def test_a_typed_no_while_the_question_waits_keeps_nothing(leads_engine, typed):
+    gate, _ = _gate(leads_engine, FakeTracker({"red_flags": ["upfront_fee"]}), Clock())
+    asyncio.run(_describe_seller(gate))
+    answer = _message(typed)
+    asyncio.run(gate.answer(answer))
+    assert answer.text == CONSENT_NO and count_leads(leads_engine) == 0 and len(gate.pending) == 0
+
+
+@pytest.mark.parametrize("typed", ["同意是同意，但是我还想问问利息", "可以帮我查一下征信吗", "好"])
+def test_anything_but_a_plain_answer_is_left_to_the_dialogue(leads_engine, typed):
+    gate, _ = _gate(leads_engine, FakeTracker({"red_flags": ["upfront_fee"]}), Clock())
+    asyncio.run(_describe_seller(gate))
+    answer = _message(typed)
+    asyncio.run(gate.answer(answer))
+    assert answer.text == typed and count_leads(leads_engine) == 0 and len(gate.pending) == 1
+
+
+def test_a_typed_yes_with_no_question_waiting_is_an_ordinary_message(leads_engine):
+    gate, _ = _gate(leads_engine, FakeTracker({"red_flags": ["upfront_fee"]}), Clock())
+    answer = _message("同意")
+    asyncio.run(gate.answer(answer))
+    assert answer.text == "同意" and count_leads(leads_engine) == 0
+
+
 def test_the_question_is_asked_once_per_conversation(leads_engine):
     tracker = FakeTracker({"red_flags": ["upfront_fee"]})
     gate, agent = _gate(leads_engine, tracker, Clock())
