@@ -9,16 +9,18 @@ every channel (``PII_SEED`` replays a run) and typed the odd ways people type it
 full-width digits, invisible characters), then sent:
 
 * over REST (with ``metadata`` and a client-set ``input_channel``, and once as ``?stream=true``), socket.io (with
-  ``customData``) and WeChat pushes;
+  ``customData``, and forged ``session_request`` fields) and WeChat pushes; as free-text answers of the hardship
+  form, whose slots reach a ticket's summary;
 * through a hand-over: the user's messages while paused (one reads as danger and alerts the desk), the agent's
   reply and note through the desk API, and an agent reply to a REST follow-up ticket that cannot be delivered;
 * on failure paths: the action server killed, and the SQLite tracker store locked (with one client hanging up
   while it waits, so that Rasa logs the request's own text).
 
 The servers are then stopped and every file they wrote is read: each SQLite database found by globbing the
-servers' folder (raw bytes, WAL and journal included, and every row), every log file, anything new under the
-project's ``var/``, and the webhook bodies. None may hold a raw value, the value as typed, or its digits-only
-form, whether stored plainly, ``\\u``-escaped, percent-encoded, full-width or in Chinese numerals.
+servers' folder (raw bytes, WAL and journal included, and every row), every log file (Rasa logs at DEBUG),
+anything new under the project's ``var/``, the webhook bodies and what the channel sent to WeChat. None may hold a
+raw value, the value as typed, or its digits-only form, whether stored plainly, ``\\u``-escaped, percent-encoded,
+full-width or in Chinese numerals.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import pytest
 import socketio
@@ -269,8 +271,8 @@ def servers(trained_model, e2e_dir, fake_api, webhook):
     issue_agents(handoff_db)
     env = {
         **environment(WECHAT_API_BASE_URL=fake_api.base_url, WECHAT_STORE_URL=f"sqlite:///{e2e_dir / 'wechat.db'}"),
-        # Sanic's access log and the libraries' INFO lines on: they are logs too.
-        "LOG_LEVEL_LIBRARIES": "INFO",
+        # Rasa's DEBUG lines, Sanic's access log and the libraries' INFO lines on: they are logs too.
+        "LOG_LEVEL": "DEBUG", "LOG_LEVEL_LIBRARIES": "INFO",
         "HANDOFF_CONFIG": str(always_open_config(e2e_dir, claim_timeout_seconds=3600)),
         "HANDOFF_REFERENCE_KEY": REFERENCE_KEY,
         "HANDOFF_WEBHOOK_URL": webhook.url, "HANDOFF_WEBHOOK_SECRET": WEBHOOK_SECRET,
@@ -325,8 +327,9 @@ def _ticket_of(servers, sender: str) -> Dict[str, Any]:
 class Widget:
     """A socket.io user recording every ``bot_uttered``; ``session_id`` is the server's name for it."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, request: Optional[Dict[str, Any]] = None) -> None:
         self.url = url
+        self.request = request or {}
         self.client = socketio.AsyncClient(reconnection=False)
         self.received: List[Dict[str, Any]] = []
         self.session_id = ""
@@ -341,7 +344,7 @@ class Widget:
 
         self.client.on("session_confirm", on_confirm)
         await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io")
-        await self.client.emit("session_request", {})
+        await self.client.emit("session_request", self.request)
         await asyncio.wait_for(confirmed.wait(), timeout=10)
         return self
 
@@ -403,8 +406,13 @@ def test_rest_with_metadata_and_a_client_named_input_channel(servers):
 
 
 def test_socketio_with_custom_data(servers):
+    named = secret("socketio_session_request", "mobile", 0)
+    forged = {"session_id": named.typed, "session_token": secret("socketio_session_request", "bank_card", 1).typed,
+              "customer_token": secret("socketio_session_request", "resident_id", 2).message()}
+
     async def scenario() -> str:
-        async with Widget(servers.rasa_url) as user:
+        async with Widget(servers.rasa_url, forged) as user:
+            assert user.session_id.startswith("web-")  # forged fields open a new conversation of its own
             for item in secrets_for("socketio", 1):
                 extra = secret("socketio_custom_data", item.kind, 2)
                 reply = await user.say(item.message(), {"phone": extra.typed, "wechat_option": extra.message()},
@@ -430,6 +438,18 @@ def test_wechat_pushes(servers, wechat_settings):
     sender = user_id(openid, ID_HASH_KEY)
     _wait(lambda: len(_user_texts(servers, sender)) == len(items), 120, "the WeChat messages in the tracker")
     assert all("已隐藏]" in text for text in _user_texts(servers, sender))
+
+
+def test_free_text_answers_of_the_hardship_form_reach_the_ticket_masked(servers):
+    sender = f"pii-form-{uuid.uuid4().hex[:8]}"
+    status, reply = _rest(servers, {"sender": sender, "message": "我想自己跟银行协商分期还款"})
+    assert status == 200 and "个性化分期还款" in "\n".join(m.get("text", "") for m in reply), reply
+    for item in secrets_for("hardship_form", 2, ("bank_card", "resident_id", "mobile", "wechat_id", "landline")):
+        assert _rest(servers, {"sender": sender, "message": f"是{item.message()}"})[0] == 200
+    _desk(servers, "GET", "/api/me")
+    assert _rest(servers, {"sender": sender, "message": "转人工"})[0] == 200
+    ticket = _ticket_of(servers, sender)
+    assert ticket["summary"], ticket
 
 
 def test_a_hand_over_user_text_agent_reply_and_note(servers):
@@ -636,7 +656,8 @@ def written_files(e2e_dir: Path) -> List[Path]:
     return files
 
 
-def test_no_store_and_no_log_holds_any_raw_value(servers, e2e_dir, webhook):
+def test_no_store_and_no_log_holds_any_raw_value(servers, e2e_dir, webhook, fake_api):
+    print(f"PII_SEED={SEED}: {len(SENT)} values sent")
     time.sleep(5)  # the compliance consumer and the background recordings catch up
     servers.stop()
     files = written_files(e2e_dir)
@@ -647,6 +668,8 @@ def test_no_store_and_no_log_holds_any_raw_value(servers, e2e_dir, webhook):
             contents[f"{path} (rows)"] = sqlite_rows(path)
     for number, (_, body) in enumerate(webhook.received):
         contents[f"webhook body {number}"] = body.decode("utf-8", "replace")
+    for number, attempt in enumerate(fake_api.send_attempts):
+        contents[f"WeChat send {number}"] = json.dumps(attempt["body"], ensure_ascii=False)
 
     leaks = [line for name, content in contents.items() for line in find_leaks(name, content, SENT)]
     assert leaks == [], f"PII_SEED={SEED}: {len(leaks)} leaks\n" + "\n".join(leaks[:40])
@@ -656,9 +679,11 @@ def test_no_store_and_no_log_holds_any_raw_value(servers, e2e_dir, webhook):
                      "action-server.log", "agent-desk.log", "compliance-consumer.log"):
         assert expected in names, f"{expected} was not written: {sorted(names)}"
     assert webhook.received, "the desk sent webhook events"
+    assert fake_api.send_attempts, "the channel sent replies to WeChat"
     routes = {item.route for item in SENT}
     assert {"rest", "rest_metadata", "rest_input_channel", "socketio", "socketio_custom_data", "wechat",
-            "handoff_paused", "handoff_alert", "agent_reply", "agent_note", "agent_reply_undelivered",
+            "handoff_paused", "handoff_alert", "hardship_form", "socketio_session_request", "agent_reply",
+            "agent_note", "agent_reply_undelivered",
             "action_server_down", "tracker_store_locked"} <= routes, routes
     assert {item.kind for item in SENT} == set(KINDS)
 
