@@ -407,12 +407,16 @@ def test_rest_with_metadata_and_a_client_named_input_channel(servers):
 
 def test_socketio_with_custom_data(servers):
     named = secret("socketio_session_request", "mobile", 0)
-    forged = {"session_id": named.typed, "session_token": secret("socketio_session_request", "bank_card", 1).typed,
-              "customer_token": secret("socketio_session_request", "resident_id", 2).message()}
+    forged = {"session_id": named.typed, "session_token": secret("socketio_session_request", "bank_card", 1).typed}
+    customer = secret("socketio_session_request", "resident_id", 2)
 
     async def scenario() -> str:
         async with Widget(servers.rasa_url, forged) as user:
             assert user.session_id.startswith("web-")  # forged fields open a new conversation of its own
+            refused = asyncio.Event()
+            user.client.on("refused", lambda data: refused.set())
+            await user.client.emit("session_request", {"customer_token": customer.message()})
+            await asyncio.wait_for(refused.wait(), timeout=10)  # no bank key: customer tokens are refused
             for item in secrets_for("socketio", 1):
                 extra = secret("socketio_custom_data", item.kind, 2)
                 reply = await user.say(item.message(), {"phone": extra.typed, "wechat_option": extra.message()},
