@@ -5,6 +5,10 @@ with a JSON list of bot messages). Differences:
 
 * a malformed body, a missing or invalid ``sender`` or a non-string ``message`` gets HTTP 400 with
   ``{"error": "<reason>"}`` instead of reaching the dialogue under a default sender;
+* the body's ``input_channel`` is ignored: every message is recorded as ``rest``. Rasa's ``RestInput`` stores
+  whatever string the client names there, beside the masked text and unmasked (in the tracker, the event broker,
+  the compliance record's ``channel`` and the ticket's channel, which also decides whether an agent can write
+  back), so a client could both store personal data and pass a REST conversation off as a widget one;
 * a ``sender`` of the widget's or WeChat's form (``web-``, ``bank-``, ``wx-``, bot.channels.ownership) gets
   HTTP 403: those conversations are reachable only through their own channel's credential;
 * when REST is signed (``SECURITY_MODE=production``, or ``BANK_SIGNING_KEY`` set), a request without a valid,
@@ -71,6 +75,10 @@ class ValidatedRestInput(RestInput):
     def name(cls) -> str:
         """``rest``, the name of Rasa's own REST channel, so that clients and ``output_channel`` stay the same."""
         return "rest"
+
+    def _extract_input_channel(self, req: Request) -> str:
+        """Always ``rest``, whatever the body's ``input_channel`` says (see the module docstring)."""
+        return self.name()
 
     def blueprint(self, on_new_message: OnNewMessage) -> Blueprint:
         """Rasa's REST blueprint around the screened callback, with a validating request middleware."""
