@@ -108,6 +108,44 @@ class ValidateHardshipPlanForm(FormValidationAction):
         return {"already_overdue": value} if value else _invalid("already_overdue", tracker, dispatcher)
 
 
+    def validate_hardship_confirmed(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> Dict[Text, Any]:
+        """The reply to the summary: "yes" gives the plan; a wish to change one answer (a button, or
+        "改一下每月金额") empties that answer, so the form asks it again and then shows
+        the summary again, keeping the others; a new bank, debt type or amount in the same message is taken at
+        once; a bare no asks which one; anything else is re-asked once, then taken as yes."""
+        text = _latest_text(tracker)
+        target = hardship.change_target(text)
+        if target is not None:
+            return _change(target, text, tracker, dispatcher)
+        answer = hardship.read_confirmation(text, _intent(tracker))
+        if answer == hardship.CONFIRMED:
+            return {hardship.CONFIRM_SLOT: hardship.CONFIRMED}
+        if answer == "no":
+            dispatcher.utter_message(response="utter_hardship_confirm_which")
+            return {hardship.CONFIRM_SLOT: None}
+        return _invalid(hardship.CONFIRM_SLOT, tracker, dispatcher)
+
+
+def _change(target: str, text: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> Dict[Text, Any]:
+    """Empty ``target`` (an answer slot) for the form to ask again, unless this message already gives its new
+    value: a bank or debt type the NLU extracted (validated by its own validator in this same turn), or an
+    amount."""
+    changed: Dict[Text, Any] = {hardship.CONFIRM_SLOT: None}
+    retries = dict(tracker.get_slot("hardship_form_retries") or {})
+    retries.pop(target, None)
+    retries.pop(hardship.CONFIRM_SLOT, None)
+    changed["hardship_form_retries"] = retries
+    if tracker.slots_to_validate().get(target) not in (None, ""):
+        return changed  # e.g. "银行说错了，是建行": the bank slot was set from the entity this turn
+    if target == "monthly_repayment_capacity":
+        value, _problem = hardship.read_monthly_capacity(text)
+        if value not in (None, hardship.UNSTATED):
+            return {**changed, target: value}
+    dispatcher.utter_message(response="utter_hardship_change_noted")
+    return {**changed, target: None}
+
+
 def hardship_case(tracker: Tracker) -> hardship.HardshipCase:
     """The filled form as a HardshipCase; missing values become 其他/未说明."""
     def slot(name: str, default: str) -> str:

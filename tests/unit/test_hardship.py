@@ -97,7 +97,7 @@ def test_online_loans_get_their_own_path_without_art70(knowledge):
 def test_unknown_lender_gets_generic_guidance_and_no_guessed_number(knowledge):
     plan = build_plan(HardshipCase(OTHER, "信用卡", UNSTATED, UNSTATED, UNSTATED), knowledge)
     assert plan.replies[0].variables["lender_name"] == "发卡银行"
-    assert "utter_hardship_plan_script_generic" in _names(plan)
+    assert "utter_hardship_plan_script_generic_no_amount" in _names(plan)
     assert [c["number"] for c in plan.channel_card["channels"]] == ["12378"]
 
 
