@@ -248,6 +248,8 @@ def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment],
     if topic == AGENCY_VICTIM and subtopic is None and not any(r in extra for r in VICTIM_CHECKLIST):
         extra = [*VICTIM_CHECKLIST, *extra]
     segment_message = _segment_message(risk)
+    if subtopic is not None and risk.segment != "victim":
+        segment_message = None  # the sub-topic's answer is the turn; a victim's reminder still comes
     if segment_message and topic not in _NO_SEGMENT_MESSAGE_TOPICS and _segment_is_news(risk, state):
         extra.append(segment_message)
     # the official-channel line closes the answer, after the warnings

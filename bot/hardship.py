@@ -247,7 +247,8 @@ _CHANGE_WORDS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
     ("debt_type", ("类型", "种类", "哪一类", "哪类", "信用卡", "网贷", "消费贷", "房贷", "车贷")),
     ("bank", ("银行", "平台", "哪家", "机构")),
 )
-_CONFIRM_WORDS = ("对", "没错", "没问题", "确认", "是的", "可以", "好的", "好", "嗯", "ok", "生成", "给我方案", "正确")
+_CONFIRM_WORDS = ("都对", "全对", "没错", "没问题", "确认", "给我方案", "生成方案", "正确", "就这样")
+_CONFIRM_STARTS = ("对", "是", "好", "嗯", "可以", "行", "ok")
 
 
 def change_target(text: Optional[str]) -> Optional[str]:
@@ -269,7 +270,8 @@ def read_confirmation(text: Optional[str], intent: Optional[str]) -> Optional[st
     normalised = compact(text or "")
     if intent == "deny" or normalised in ("不对", "不是", "不", "错了", "不正确", "no"):
         return "no"
-    if intent == "affirm" or any(normalised.startswith(word) for word in _CONFIRM_WORDS):
+    if (intent == "affirm" or any(word in normalised for word in _CONFIRM_WORDS)
+            or any(normalised.startswith(word) for word in _CONFIRM_STARTS)):
         return CONFIRMED
     return None
 

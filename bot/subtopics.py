@@ -60,7 +60,10 @@ class Subtopic(BaseModel):
 
     @validator("regex", each_item=True)
     def _compiles(cls, value: str) -> str:
-        re.compile(value)
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"regex {value!r} does not compile: {error}") from error
         return value
 
     @validator("responses")
