@@ -148,7 +148,8 @@ def test_the_new_policy_answer_does_not_repeat_the_generic_false_promise_warning
 
 
 def test_a_caller_check_names_the_users_bank_line_after_the_advice(domain):
-    names = [r.response for r in _plan("ask_complaint_channel", "有人自称招商银行的客服，怎么确认是不是真的银行").replies]
+    plan = _plan("ask_complaint_channel", "有人自称招商银行的客服，怎么确认是不是真的银行")
+    names = [r.response for r in plan.replies]
     assert names == ["utter_subtopic_verify_caller", "utter_subtopic_verify_caller_more", "utter_bank_channel"]
 
 
