@@ -18,8 +18,10 @@ FIRST_BUBBLE_MAX = 120
 
 # sub-topic -> (two phrasings, a phrase of its answer that the generic answers do not hold)
 PHRASINGS = {
-    "court_enforcement": (["昨天收到法院传票说银行告我了，怎么办", "欠信用卡不还会不会成老赖，影响孩子考大学"],
-                          "没有可核实的资料"),
+    "court_summons": (["昨天收到法院传票说银行告我了，怎么办", "平台说下周就去法院起诉我，我该怎么应对"],
+                      "民事纠纷"),
+    "enforcement_effects": (["欠信用卡不还会不会成老赖，影响孩子考大学", "被列为失信以后还能坐飞机出差吗"],
+                            "没有可核实的资料"),
     "bank_number": (["请问农业银行的客服电话是多少", "交通银行热线是多少"], "银行卡背面"),
     "verify_caller": (["有人打电话说是中国银行信用卡中心的，我怎么知道是不是真的",
                        "自称浦发银行的客服加我微信，是真的吗"], "先挂断"),

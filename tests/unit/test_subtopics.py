@@ -20,9 +20,10 @@ TURN_MAX = 350
 
 # (intent the NLU gives, message, sub-topic): phrasings written for this test, two or more per sub-topic.
 ASKED = [
-    ("ask_legal_risk", "法院给我寄了传票，下个月开庭，我该怎么办", "court_enforcement"),
-    ("ask_legal_risk", "信用卡欠款会不会被列为失信人，影响我孩子考公务员", "court_enforcement"),
-    ("ask_evade_debt", "被限高了还能坐高铁吗", "court_enforcement"),
+    ("ask_legal_risk", "法院给我寄了传票，下个月开庭，我该怎么办", "court_summons"),
+    ("ask_legal_risk", "银行说要告我，会不会直接强制执行", "court_summons"),
+    ("ask_legal_risk", "信用卡欠款会不会被列为失信人，影响我孩子考公务员", "enforcement_effects"),
+    ("ask_credit_record", "被限高了还能坐高铁吗", "enforcement_effects"),
     ("ask_complaint_channel", "工行的客服电话是多少", "bank_number"),
     ("out_of_scope", "中信银行热线是什么", "bank_number"),
     ("ask_complaint_channel", "有个电话自称是广发银行的，说我要被起诉，怎么辨别是不是真的银行", "verify_caller"),
@@ -77,7 +78,7 @@ def test_the_file_names_only_known_intents_and_domain_responses(domain):
 
 def test_every_required_subtopic_is_listed():
     assert {s.id for s in subtopics.default_subtopics()} >= {
-        "one_time_credit_repair", "court_enforcement", "fee_refund", "several_debts", "verify_caller",
+        "one_time_credit_repair", "court_summons", "enforcement_effects", "fee_refund", "several_debts", "verify_caller",
         "bank_number", "new_policy_rumour", "art70_terms"}
 
 
@@ -135,10 +136,24 @@ def test_the_art70_answer_says_what_the_agreement_settles_without_promising_a_st
     assert "不收利息" not in text and "免息" not in text
 
 
-def test_the_court_answer_states_only_what_the_knowledge_holds(domain):
-    text = "".join(_rendered(_plan("ask_legal_risk", "收到法院传票了，会影响孩子上学吗"), domain))
-    assert "民事" in text and "第二百四十七条" in text and "第三百一十三条" in text
-    assert "没有可核实的资料" in text  # 失信/限高 effects on work and children are not in data/knowledge/
+def test_the_court_answers_state_only_what_the_knowledge_holds(domain):
+    summons = "".join(_rendered(_plan("ask_legal_risk", "收到法院传票了，明天开庭怎么办"), domain))
+    assert "民事" in summons and "第二百四十七条" in summons and "第三百一十三条" in summons
+    effects = _rendered(_plan("ask_legal_risk", "收到法院传票了，会影响孩子上学吗"), domain)
+    assert "没有可核实的资料" in effects[0]  # 失信/限高 effects on work and children are not in data/knowledge/
+    assert "第二百四十七条" in effects[1]
+
+
+@pytest.mark.parametrize("intent, text", [
+    ("ask_evade_debt", "怎么把微信里的钱转走不被冻结"),  # hiding assets: the evasion answer, not the court's
+    ("ask_credit_record", "去哪打征信报告 我不会用手机"),
+    ("ask_complaint_channel", "交行的信用卡多收了违约金，朋友说能投诉退回来，哪里投"),  # the bank's own charge
+    ("seek_credit_repair", "网上那种征信修复公司说不成功全额退款，能信吗"),  # a pitch, not a refund
+    ("ask_evade_debt", "听说好多网贷不合规 所以可以一分都不还？"),
+    ("seek_debt_agency", "有个自称银行内部的人说能帮我做个性化分期，这人靠谱吗"),  # a seller: its warning
+])
+def test_near_misses_from_the_held_out_file_keep_their_own_answer(intent, text):
+    assert "subtopic" not in _plan(intent, text).slots
 
 
 def test_the_new_policy_answer_does_not_repeat_the_generic_false_promise_warning():
@@ -163,8 +178,7 @@ def test_match_requires_the_intent_and_respects_the_vetoes():
     assert subtopics.match("个性化分期以后还收利息吗", "express_distress") is None
     assert subtopics.match("个性化分期以后还收利息吗", "ask_hardship_plan", ["agency_offer"]) is None
     assert subtopics.match("", "ask_hardship_plan") is None
-    assert subtopics.match("冒充法院的人说要起诉我", "ask_legal_risk") is None or \
-        subtopics.match("冒充法院的人说要起诉我", "ask_legal_risk").id != "court_enforcement"
+    assert subtopics.match("冒充法院的人说要起诉我", "ask_legal_risk") is None
 
 
 def _write(tmp_path, body):
