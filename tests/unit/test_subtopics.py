@@ -78,7 +78,8 @@ def test_the_file_names_only_known_intents_and_domain_responses(domain):
 
 def test_every_required_subtopic_is_listed():
     assert {s.id for s in subtopics.default_subtopics()} >= {
-        "one_time_credit_repair", "court_summons", "enforcement_effects", "fee_refund", "several_debts", "verify_caller",
+        "one_time_credit_repair", "court_summons", "enforcement_effects", "fee_refund", "several_debts",
+        "verify_caller",
         "bank_number", "new_policy_rumour", "art70_terms"}
 
 
