@@ -33,7 +33,7 @@ ASKED = [
     ("agency_victim", "之前交给那个协商公司的服务费还能要回来吗", "fee_refund"),
     ("seek_debt_agency", "法务公司收了我三千不办事，怎么把钱追回", "fee_refund"),
     ("ask_hardship_plan", "我有四张信用卡和好几个网贷都逾期了，先还哪个", "several_debts"),
-    ("ask_legal_risk", "同时欠了七八个平台，应该怎么处理", "several_debts"),
+    ("ask_hardship_plan", "同时欠了七八个平台，应该怎么处理", "several_debts"),
     ("seek_debt_agency", "抖音上说国家出台了停息挂账新政策，是真的吗", "new_policy_rumour"),
     ("ask_hardship_plan", "听说现在有债务回收试点，可以申请吗", "new_policy_rumour"),
     ("ask_hardship_plan", "个性化分期办下来以后还收利息吗", "art70_terms"),
@@ -152,6 +152,10 @@ def test_the_court_answers_state_only_what_the_knowledge_holds(domain):
     ("seek_credit_repair", "网上那种征信修复公司说不成功全额退款，能信吗"),  # a pitch, not a refund
     ("ask_evade_debt", "听说好多网贷不合规 所以可以一分都不还？"),
     ("seek_debt_agency", "有个自称银行内部的人说能帮我做个性化分期，这人靠谱吗"),  # a seller: its warning
+    ("ask_complaint_channel", "我广发的卡突然被冻结了，想正式投诉"),  # a bank's freeze, not a court's
+    ("ask_legal_risk", "欠了好几家银行的卡都逾期了 要担啥法律责任"),  # liability: the legal answer
+    ("seek_debt_agency", "我建行和中行的卡都逾期了，想找个专门帮人协商的机构"),  # looking for an agency
+    ("ask_complaint_channel", "京东金条的利息超过国家规定了吧 我想举报他们"),
 ])
 def test_near_misses_from_the_held_out_file_keep_their_own_answer(intent, text):
     assert "subtopic" not in _plan(intent, text).slots
