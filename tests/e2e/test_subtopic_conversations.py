@@ -18,7 +18,7 @@ FIRST_BUBBLE_MAX = 120
 
 # sub-topic -> (two phrasings, a phrase of its answer that the generic answers do not hold)
 PHRASINGS = {
-    "court_summons": (["昨天收到法院传票说银行告我了，怎么办", "平台说下周就去法院起诉我，我该怎么应对"],
+    "court_summons": (["昨天收到法院传票说银行告我了，怎么办", "银行真的把我起诉了，开庭前我能做点什么"],
                       "民事案件"),
     "enforcement_effects": (["欠信用卡不还会不会成老赖，影响孩子考大学", "被列为失信以后还能坐飞机出差吗"],
                             "没有可核实的资料"),

@@ -24,6 +24,8 @@ ASKED = [
     ("ask_legal_risk", "银行说要告我，会不会直接强制执行", "court_summons"),
     ("ask_legal_risk", "信用卡欠款会不会被列为失信人，影响我孩子考公务员", "enforcement_effects"),
     ("ask_credit_record", "被限高了还能坐高铁吗", "enforcement_effects"),
+    ("agency_victim", "法院寄来传票了，说信用卡被起诉", "court_summons"),  # the NLU's mistake; no victim event
+    ("report_collection_abuse", "收到法院开庭通知，要去应诉吗", "court_summons"),
     ("ask_complaint_channel", "工行的客服电话是多少", "bank_number"),
     ("out_of_scope", "中信银行热线是什么", "bank_number"),
     ("ask_complaint_channel", "有个电话自称是广发银行的，说我要被起诉，怎么辨别是不是真的银行", "verify_caller"),
@@ -46,6 +48,8 @@ NOT_ASKED = [
     ("ask_hardship_plan", "信用卡逾期三个月了想自己跟银行协商分期"),  # the form's own start
     ("express_distress", "法院要起诉我，我不想活了"),  # danger is never a sub-topic
     ("agency_victim", "我把身份证给了他们，问一下招商银行电话多少"),  # a victim gets the stop-loss steps
+    ("report_collection_abuse", "催收天天打电话说要起诉我"),  # harassment: the complaint route
+    ("agency_victim", "交了五千服务费，他们说法院要起诉我"),  # a victim event: the stop-loss steps
 ]
 
 
