@@ -15,7 +15,7 @@ from actions.replies import send_replies
 from bot import hardship
 from bot.crisis import reads_as_danger
 from bot.knowledge import default_knowledge
-from bot.risk import default_risk_engine
+from bot.risk import VICTIM_FLAGS, default_risk_engine
 
 
 def _latest_text(tracker: Tracker) -> str:
@@ -35,6 +35,14 @@ def _invalid(slot: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> D
 
 def _intent(tracker: Tracker) -> Optional[str]:
     return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def _victim_at_the_summary(tracker: Tracker) -> bool:
+    """True when the reply to the summary reports a payment or data handed to a seller (the risk engine's
+    victim flags): the form's turn is rejected so that the victim's rule answers it."""
+    if tracker.get_slot("requested_slot") != hardship.CONFIRM_SLOT:
+        return False
+    return bool(VICTIM_FLAGS & set(default_risk_engine().find_flags(_latest_text(tracker))))
 
 
 def _answer_despite_intent(slot: str, tracker: Tracker) -> Dict[Text, Any]:
@@ -59,7 +67,7 @@ class ValidateHardshipPlanForm(FormValidationAction):
                   domain: DomainDict) -> List[EventType]:
         """Reject the form's turn (``ActionExecutionRejected``: Rasa then predicts the rules' care and
         hand-over, and the answers given so far are kept) when the message reads as danger; else validate."""
-        if reads_as_danger(_latest_text(tracker)):
+        if reads_as_danger(_latest_text(tracker)) or _victim_at_the_summary(tracker):
             return [ActionExecutionRejected(hardship.FORM_NAME)]
         return await super().run(dispatcher, tracker, domain)
 

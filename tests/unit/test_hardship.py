@@ -244,3 +244,18 @@ def test_an_unreadable_reply_to_the_summary_is_re_asked_once_then_taken_as_yes()
     result, _said = _validate("hardship_confirmed", "今天星期几", "今天星期几",
                               {**_ANSWERS, "hardship_form_retries": {"hardship_confirmed": 1}})
     assert result == {"hardship_confirmed": "yes"}
+
+
+def test_a_victim_event_at_the_summary_rejects_the_forms_turn_for_the_victims_rule():
+    form = {"name": "hardship_plan_form", "validate": True, "rejected": False, "trigger_message": {}}
+    domain = {"forms": {"hardship_plan_form": {"required_slots": list(hardship.FORM_SLOTS)}},
+              "slots": {name: {"type": "text", "mappings": [{"type": "from_text"}]} for name in hardship.FORM_SLOTS}}
+
+    def run(text):
+        tracker = Tracker("u1", {**_ANSWERS, "requested_slot": "hardship_confirmed", "hardship_form_retries": None},
+                          {"text": text, "intent": {"name": "agency_victim"}, "entities": []}, [], False, None, form,
+                          "action_listen")
+        return asyncio.run(ValidateHardshipPlanForm().run(CollectingDispatcher(), tracker, domain))
+
+    assert [e["event"] for e in run("对了，我之前交了三千服务费给中介")] == ["action_execution_rejected"]
+    assert "action_execution_rejected" not in [e["event"] for e in run("都对，给我方案")]
