@@ -193,7 +193,7 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
     ``knowledge`` the validated knowledge files; ``engine`` the risk engine (without one, no red flags or
     segment shape the answer); ``on`` the day the facts are stated on (default today in China: a fact past
     its ``valid_until`` says it has ended, and a response quoting a withdrawn fact is left out).
-    A message asking a sub-topic of the topic (bot/subtopics.py, data/subtopics.yml) gets the sub-topic's
+    A message asking a sub-topic of the topic (bot/subtopics.py, data/subtopics/subtopics.yml) gets the sub-topic's
     answer instead of the topic's generic one, capped at MAX_SUBTOPIC_BUBBLES messages.
     Returns: a GuidancePlan whose replies all carry the knowledge template values, and whose slots hold the
     resolved bank, the updated risk slots (``risk_level``, ``red_flags``, ``user_segment``) and, when one was

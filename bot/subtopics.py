@@ -1,7 +1,7 @@
 """Sub-topics within the core intents: the question asked inside a topic the NLU recognised.
 
 "法院传票来了会不会影响孩子考公" is ``ask_legal_risk``, but the person asked about a summons and their child, not
-about the consequences of not paying in general. ``data/subtopics.yml`` lists, per sub-topic, the intents it
+about the consequences of not paying in general. ``data/subtopics/subtopics.yml`` lists, per sub-topic, the intents it
 refines, the phrasings that reveal it (substrings and regular expressions on the normalised text), what vetoes
 it, and the domain responses (``domain/subtopics.yml``) that answer it; :func:`match` picks the first that
 applies. ``bot.guidance`` then answers the sub-topic instead of the topic's generic answer. The facts the
@@ -20,7 +20,7 @@ from pydantic import BaseModel, Extra, validator
 from bot import PROJECT_ROOT
 from bot.text_normalisation import compact
 
-SUBTOPICS_PATH = PROJECT_ROOT / "data" / "subtopics.yml"
+SUBTOPICS_PATH = PROJECT_ROOT / "data" / "subtopics" / "subtopics.yml"
 """The sub-topic file."""
 
 BANK_LINE = "<bank>"
@@ -37,7 +37,7 @@ TOKENS = (BANK_LINE, BANK_NUMBER)
 
 
 class Subtopic(BaseModel):
-    """One sub-topic of data/subtopics.yml (see the file's header for the fields).
+    """One sub-topic of data/subtopics/subtopics.yml (see the file's header for the fields).
 
     ``patterns``, ``unless`` are compared with :func:`bot.text_normalisation.compact` text, so they are
     written in that form (simplified, lower case, no spaces); ``regex`` are Python regular expressions.

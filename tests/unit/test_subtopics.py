@@ -1,4 +1,4 @@
-"""Sub-topics within the intents (bot/subtopics.py, data/subtopics.yml): which question a message asks, the
+"""Sub-topics within the intents (bot/subtopics.py, data/subtopics/subtopics.yml): which question a message asks, the
 answer it gets (bot.guidance), and that every answer fits the turn limits of issue 19, without a Rasa server."""
 from __future__ import annotations
 
