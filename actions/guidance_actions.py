@@ -162,7 +162,7 @@ class ActionClarifyOrAnswerRisk(Action):
     ) -> List[Dict[Text, Any]]:
         """The red flags' topic answered, or the clarifying (or out-of-scope) reply, or the hand-over."""
         state = conversation_state(tracker)
-        topic = fallback_topic(state.latest_message, default_risk_engine())
+        topic = fallback_topic(state.latest_message, default_risk_engine(), state.intent or intents.NLU_FALLBACK)
         if topic is None:
             if state.intent == intents.NLU_FALLBACK and is_repeated_fallback(list(tracker.events)):
                 return [FollowupAction(intents.HANDOFF_ACTION)]

@@ -15,7 +15,7 @@ from actions.replies import send_replies
 from bot import hardship
 from bot.crisis import reads_as_danger
 from bot.knowledge import default_knowledge
-from bot.risk import default_risk_engine
+from bot.risk import VICTIM_FLAGS, default_risk_engine
 
 
 def _latest_text(tracker: Tracker) -> str:
@@ -35,6 +35,14 @@ def _invalid(slot: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> D
 
 def _intent(tracker: Tracker) -> Optional[str]:
     return (tracker.latest_message.get("intent") or {}).get("name")
+
+
+def _victim_at_the_summary(tracker: Tracker) -> bool:
+    """True when the reply to the summary reports a payment or data handed to a seller (the risk engine's
+    victim flags): the form's turn is rejected so that the victim's rule answers it."""
+    if tracker.get_slot("requested_slot") != hardship.CONFIRM_SLOT:
+        return False
+    return bool(VICTIM_FLAGS & set(default_risk_engine().find_flags(_latest_text(tracker))))
 
 
 def _answer_despite_intent(slot: str, tracker: Tracker) -> Dict[Text, Any]:
@@ -59,7 +67,7 @@ class ValidateHardshipPlanForm(FormValidationAction):
                   domain: DomainDict) -> List[EventType]:
         """Reject the form's turn (``ActionExecutionRejected``: Rasa then predicts the rules' care and
         hand-over, and the answers given so far are kept) when the message reads as danger; else validate."""
-        if reads_as_danger(_latest_text(tracker)):
+        if reads_as_danger(_latest_text(tracker)) or _victim_at_the_summary(tracker):
             return [ActionExecutionRejected(hardship.FORM_NAME)]
         return await super().run(dispatcher, tracker, domain)
 
@@ -106,6 +114,44 @@ class ValidateHardshipPlanForm(FormValidationAction):
         """"yes", "no" or 未说明."""
         value = hardship.read_already_overdue(str(slot_value or ""), _latest_text(tracker))
         return {"already_overdue": value} if value else _invalid("already_overdue", tracker, dispatcher)
+
+
+    def validate_hardship_confirmed(self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                    domain: DomainDict) -> Dict[Text, Any]:
+        """The reply to the summary: "yes" gives the plan; a wish to change one answer (a button, or
+        "改一下每月金额") empties that answer, so the form asks it again and then shows
+        the summary again, keeping the others; a new bank, debt type or amount in the same message is taken at
+        once; a bare no asks which one; anything else is re-asked once, then taken as yes."""
+        text = _latest_text(tracker)
+        target = hardship.change_target(text)
+        if target is not None:
+            return _change(target, text, tracker, dispatcher)
+        answer = hardship.read_confirmation(text, _intent(tracker))
+        if answer == hardship.CONFIRMED:
+            return {hardship.CONFIRM_SLOT: hardship.CONFIRMED}
+        if answer == "no":
+            dispatcher.utter_message(response="utter_hardship_confirm_which")
+            return {hardship.CONFIRM_SLOT: None}
+        return _invalid(hardship.CONFIRM_SLOT, tracker, dispatcher)
+
+
+def _change(target: str, text: str, tracker: Tracker, dispatcher: CollectingDispatcher) -> Dict[Text, Any]:
+    """Empty ``target`` (an answer slot) for the form to ask again, unless this message already gives its new
+    value: a bank or debt type the NLU extracted (validated by its own validator in this same turn), or an
+    amount."""
+    changed: Dict[Text, Any] = {hardship.CONFIRM_SLOT: None}
+    retries = dict(tracker.get_slot("hardship_form_retries") or {})
+    retries.pop(target, None)
+    retries.pop(hardship.CONFIRM_SLOT, None)
+    changed["hardship_form_retries"] = retries
+    if tracker.slots_to_validate().get(target) not in (None, ""):
+        return changed  # e.g. "银行说错了，是建行": the bank slot was set from the entity this turn
+    if target == "monthly_repayment_capacity":
+        value, _problem = hardship.read_monthly_capacity(text)
+        if value not in (None, hardship.UNSTATED):
+            return {**changed, target: value}
+    dispatcher.utter_message(response="utter_hardship_change_noted")
+    return {**changed, target: None}
 
 
 def hardship_case(tracker: Tracker) -> hardship.HardshipCase:

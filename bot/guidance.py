@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Union
 
-from bot import texts
+from bot import subtopics, texts
 from bot.crisis import CrisisLevel, crisis_level, holds_despair
 from bot.hardship import states_hardship
 from bot.intents import (
@@ -22,6 +22,7 @@ from bot.intents import (
     ASK_HARDSHIP_PLAN,
     ASK_LEGAL_RISK,
     EXPRESS_DISTRESS,
+    NLU_FALLBACK,
     REPORT_COLLECTION_ABUSE,
     REQUEST_HUMAN,
     SEEK_CREDIT_REPAIR,
@@ -32,7 +33,11 @@ from bot.replies import ReplyInstruction, bank_line, drop_withdrawn, identify_in
 from bot.risk import SEGMENT_EVIDENCE, VICTIM_FLAGS, RiskAssessment, RiskEngine
 
 # Placeholder in the tables below for "the user's bank, if we know it".
-_BANK_LINE = "<bank>"
+_BANK_LINE = subtopics.BANK_LINE
+
+MAX_SUBTOPIC_BUBBLES = 3
+"""A sub-topic's turn (bot/subtopics.py) sends at most this many messages: its own answer first, then what the
+red flags and the segment add (issue 19: a turn is at most three bubbles)."""
 
 TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     SEEK_DEBT_AGENCY: (
@@ -110,13 +115,14 @@ FALLBACK_TOPIC_FOR_FLAGS: Tuple[Tuple[frozenset, str], ...] = (
 answer: the first group with a flag present names the topic answered. Order: victims first."""
 
 
-def fallback_topic(text: str, engine: RiskEngine) -> Optional[str]:
-    """The topic to answer for a message the NLU could not place, from its red flags; None if it has none."""
+def fallback_topic(text: str, engine: RiskEngine, intent: str = NLU_FALLBACK) -> Optional[str]:
+    """The topic to answer for a message the NLU could not place (``intent`` nlu_fallback or out_of_scope):
+    from its red flags, else from the sub-topic it asks about (bot/subtopics.py); None if neither."""
     flags = set(engine.find_flags(text))
     for group, topic in FALLBACK_TOPIC_FOR_FLAGS:
         if flags & group:
             return topic
-    return None
+    return subtopics.fallback_topic(text, flags, intent)
 
 
 _NO_SEGMENT_MESSAGE_TOPICS = frozenset({EXPRESS_DISTRESS, REQUEST_HUMAN, AGENCY_VICTIM})
@@ -187,22 +193,35 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
     ``knowledge`` the validated knowledge files; ``engine`` the risk engine (without one, no red flags or
     segment shape the answer); ``on`` the day the facts are stated on (default today in China: a fact past
     its ``valid_until`` says it has ended, and a response quoting a withdrawn fact is left out).
+    A message asking a sub-topic of the topic (bot/subtopics.py, data/subtopics/subtopics.yml) gets the sub-topic's
+    answer instead of the topic's generic one, capped at MAX_SUBTOPIC_BUBBLES messages.
     Returns: a GuidancePlan whose replies all carry the knowledge template values, and whose slots hold the
-    resolved bank and the updated risk slots (``risk_level``, ``red_flags``, ``user_segment``).
+    resolved bank, the updated risk slots (``risk_level``, ``red_flags``, ``user_segment``) and, when one was
+    answered, ``subtopic`` (its id).
     Raises: KeyError for an unknown topic.
     """
     facts = knowledge.template_values(on)
     institution = identify_institution(state.bank, state.latest_message, knowledge)
     risk = assess_risk(topic, state, engine) if engine is not None else None
+    subtopic = None if topic == ASK_HARDSHIP_PLAN and state.hardship_case_complete else subtopics.match(
+        state.latest_message, topic, risk.new_flags if risk is not None else ())
     replies: List[ReplyInstruction] = []
-    for response in _shape(topic, state, risk):
-        if response == _BANK_LINE:
+    for response in _shape(topic, state, risk, subtopic):
+        if response in (_BANK_LINE, subtopics.BANK_NUMBER):
             if institution is not None:
-                replies.append(bank_line(institution, knowledge))
+                line = bank_line(institution, knowledge)
+                if line not in replies:
+                    replies.append(line)
+            elif response == subtopics.BANK_NUMBER:
+                replies.append(ReplyInstruction(subtopics.UNKNOWN_BANK_RESPONSE, dict(facts)))
             continue
         replies.append(ReplyInstruction(response, dict(facts)))
     replies = drop_withdrawn(replies, knowledge, on)
+    if subtopic is not None:
+        replies = replies[:MAX_SUBTOPIC_BUBBLES]
     slots: Dict[str, Union[str, List[str], None]] = {}
+    if subtopic is not None:
+        slots["subtopic"] = subtopic.id  # the last sub-topic answered (reporting; no influence on dialogue)
     referrals = referrals_for(topic, replies, knowledge)
     if referrals:
         slots["referrals"] = [*state.referrals, *(r for r in referrals if r not in state.referrals)]
@@ -213,20 +232,24 @@ def plan_guidance(topic: str, state: ConversationState, knowledge: Knowledge,
     return GuidancePlan(replies=replies, slots=slots, risk=risk)
 
 
-def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment]) -> List[str]:
-    """The topic's responses, then one per red flag mentioned now, then the segment message, then the bank."""
-    base = list(_responses_for(topic, state))
+def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment],
+           subtopic: Optional[subtopics.Subtopic] = None) -> List[str]:
+    """The topic's responses (or the sub-topic's, when the message asks one), then one per red flag mentioned
+    now, then the segment message, then the bank."""
+    base = list(subtopic.responses) if subtopic is not None else list(_responses_for(topic, state))
     if risk is None:
         return base
     bank_at_end = base and base[-1] == _BANK_LINE
     tail = [base.pop()] if bank_at_end else []
-    if topic == SEEK_DEBT_AGENCY and risk.segment == "rational":
+    if topic == SEEK_DEBT_AGENCY and risk.segment == "rational" and "utter_agency_case" in base:
         base.remove("utter_agency_case")  # they already doubt the seller: straight to the official channel
-    covered = TOPIC_COVERS_FLAGS.get(topic, frozenset())
+    covered = TOPIC_COVERS_FLAGS.get(topic, frozenset()) | frozenset(subtopic.covers_flags if subtopic else ())
     extra = [FLAG_RESPONSES[f] for f in risk.new_flags if f in FLAG_RESPONSES and f not in covered]
-    if topic == AGENCY_VICTIM and not any(r in extra for r in VICTIM_CHECKLIST):
+    if topic == AGENCY_VICTIM and subtopic is None and not any(r in extra for r in VICTIM_CHECKLIST):
         extra = [*VICTIM_CHECKLIST, *extra]
     segment_message = _segment_message(risk)
+    if subtopic is not None and risk.segment != "victim":
+        segment_message = None  # the sub-topic's answer is the turn; a victim's reminder still comes
     if segment_message and topic not in _NO_SEGMENT_MESSAGE_TOPICS and _segment_is_news(risk, state):
         extra.append(segment_message)
     # the official-channel line closes the answer, after the warnings

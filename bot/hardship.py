@@ -35,10 +35,20 @@ HARDSHIP_REASONS = ("失业", "疾病", "收入下降", OTHER)
 FORM_NAME = "hardship_plan_form"
 """The form's name in domain/hardship.yml."""
 
-FORM_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
-"""The required slots of hardship_plan_form, in the order it asks (domain/hardship.yml)."""
+CONFIRM_SLOT = "hardship_confirmed"
+"""The form's last slot: the user confirmed the answers (``CONFIRMED``) after seeing them summarised."""
 
-FORM_ONLY_SLOTS = ("hardship_reason", "monthly_repayment_capacity", "already_overdue")
+CONFIRMED = "yes"
+"""Value of CONFIRM_SLOT once the user confirmed the summary."""
+
+ANSWER_SLOTS = ("bank", "debt_type", "hardship_reason", "monthly_repayment_capacity", "already_overdue")
+"""The slots holding the user's answers, in the order the form asks them."""
+
+FORM_SLOTS = (*ANSWER_SLOTS, CONFIRM_SLOT)
+"""The required slots of hardship_plan_form, in the order it asks (domain/hardship.yml): the answers, then the
+confirmation of the summary."""
+
+FORM_ONLY_SLOTS = ("hardship_reason", "monthly_repayment_capacity", "already_overdue", CONFIRM_SLOT)
 """Slots only the form fills (bank and debt_type are also read from any message); cleared when it stops."""
 
 MAX_MONTHLY_CAPACITY_YUAN = 1_000_000
@@ -225,8 +235,45 @@ REASK_RESPONSES = {slot: f"utter_hardship_reask_{slot}" for slot in FORM_SLOTS}
 """Slot -> the response re-asking it with a hint (domain/hardship.yml), after an answer that could not be read."""
 
 SKIP_VALUES = {"bank": OTHER, "debt_type": UNSTATED, "hardship_reason": UNSTATED,
-               "monthly_repayment_capacity": UNSTATED, "already_overdue": UNSTATED}
-"""The value a slot takes when its question is skipped after a failed re-ask."""
+               "monthly_repayment_capacity": UNSTATED, "already_overdue": UNSTATED, CONFIRM_SLOT: CONFIRMED}
+"""The value a slot takes when its question is skipped after a failed re-ask (an unreadable reply to the
+summary, twice, gives the plan: every answer in it was already accepted)."""
+
+_CHANGE_MARKERS = ("改", "换", "不对", "错了", "说错", "写错", "重新", "修改", "更正", "其实")
+_CHANGE_WORDS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("already_overdue", ("逾期",)),
+    ("hardship_reason", ("原因",)),
+    ("monthly_repayment_capacity", ("金额", "每月", "每个月", "月供", "多少钱", "能还", "还款额", "钱数", "块", "元")),
+    ("debt_type", ("类型", "种类", "哪一类", "哪类", "信用卡", "网贷", "消费贷", "房贷", "车贷")),
+    ("bank", ("银行", "平台", "哪家", "机构")),
+)
+_CONFIRM_WORDS = ("都对", "全对", "没错", "没问题", "确认", "给我方案", "生成方案", "正确", "就这样")
+_CONFIRM_STARTS = ("对", "是", "好", "嗯", "可以", "行", "ok")
+
+
+def change_target(text: Optional[str]) -> Optional[str]:
+    """The answer slot (one of ANSWER_SLOTS) the user wants to change at the summary, or None: the text holds
+    a wish to change ("改", "不对", "其实" ...) and names the answer ("每月金额", "银行" ...), as the summary's
+    buttons do ("改每月金额") and people write ("银行说错了，是建行")."""
+    normalised = compact(text or "")
+    if not any(marker in normalised for marker in _CHANGE_MARKERS):
+        return None
+    for slot, words in _CHANGE_WORDS:
+        if any(word in normalised for word in words):
+            return slot
+    return None
+
+
+def read_confirmation(text: Optional[str], intent: Optional[str]) -> Optional[str]:
+    """``CONFIRMED`` for a yes to the summary (intent affirm, or 对/确认/没问题 ...), ``"no"`` for a bare no
+    (intent deny, 不对), None when unreadable. A wish to change one answer is :func:`change_target`'s."""
+    normalised = compact(text or "")
+    if intent == "deny" or normalised in ("不对", "不是", "不", "错了", "不正确", "no"):
+        return "no"
+    if (intent == "affirm" or any(word in normalised for word in _CONFIRM_WORDS)
+            or any(normalised.startswith(word) for word in _CONFIRM_STARTS)):
+        return CONFIRMED
+    return None
 
 
 @dataclass(frozen=True)
@@ -287,10 +334,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     card_institutions = _card_institutions(institution, deploying)
     for inst in card_institutions:
         replies.append(plan_bank_line(inst, knowledge, deploying_hint if is_deploying(inst, knowledge) else ""))
-    if case.reason in _DOCUMENTS:
-        replies.append(ReplyInstruction("utter_hardship_plan_script", {**variables, "hardship_reason": case.reason}))
-    else:
-        replies.append(ReplyInstruction("utter_hardship_plan_script_generic", variables))
+    replies.append(_script(case, variables))
     replies.append(ReplyInstruction(f"utter_hardship_plan_documents_{_DOCUMENTS.get(case.reason, 'other')}", variables))
     replies.append(ReplyInstruction("utter_hardship_plan_expectations", variables))
     if case.already_overdue == "yes":
@@ -300,6 +344,17 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     referrals = [f"{inst.name}:hardship_plan" for inst in card_institutions] or [f"{lender_name}:hardship_plan"]
     referrals.append("nfra_hotline:hardship_plan_refused")
     return HardshipPlan(replies=drop_withdrawn(replies, knowledge), channel_card=card, referrals=referrals)
+
+
+def _script(case: HardshipCase, variables: Dict[str, str]) -> ReplyInstruction:
+    """What to say to the lender: with the stated reason if one of the listed ones, and with the monthly amount
+    the user said they can pay (``monthly_amount``, yuan) when they gave one; never a placeholder for it."""
+    amount = case.monthly_capacity if case.monthly_capacity not in ("", UNSTATED) else None
+    name = "utter_hardship_plan_script" if case.reason in _DOCUMENTS else "utter_hardship_plan_script_generic"
+    extra = {"hardship_reason": case.reason} if case.reason in _DOCUMENTS else {}
+    if amount is None:
+        return ReplyInstruction(f"{name}_no_amount", {**variables, **extra})
+    return ReplyInstruction(name, {**variables, **extra, "monthly_amount": amount})
 
 
 def _card_institutions(institution: Optional[Institution], deploying: Optional[Institution]) -> List[Institution]:

@@ -392,7 +392,8 @@ def test_mobile_screenshot_of_a_warning_and_the_bank_channel(page, live, tmp_pat
     say(page, BANK_QUESTION, "原因")  # the hardship form: 招行 and 信用卡 are known, it asks the reason
     say(page, "失业了", "每个月")
     say(page, "两千", "逾期")
-    say(page, "已经逾期了", "95555")
+    say(page, "已经逾期了", "核对")  # the summary of the answers, confirmed before the plan
+    say(page, "都对，给我方案", "95555")
     channel = page.locator(".dhw-card").last
     expect(channel.locator("a").first).to_have_attribute("href", "tel:95555")
     say(page, WARNING_QUESTION, "骗局")

@@ -55,9 +55,20 @@ def test_hardship_form_from_question_to_plan(servers):
     first = joined_text(replies[0])
     assert "个性化分期还款" in first and "免费" in first
     assert "哪家银行" in first
-    plan = replies[-1]
+    summary = joined_text(replies[-1])
+    assert "核对" in summary and "招商银行" in summary and "2000" in summary and "已经逾期" in summary
+    assert "【您的协商方案】" not in summary  # the plan waits for the confirmation
+    buttons = [b["title"] for m in replies[-1] for b in m.get("buttons", [])]
+    assert "都对，给我方案" in buttons and "改每月金额" in buttons
+    # change one answer: only that question again, then the summary again with the others kept
+    asked = joined_text(rest_say(servers, sender, "改每月金额"))
+    assert "每个月大概能拿出多少钱" in asked and "哪家银行" not in asked
+    again = joined_text(rest_say(servers, sender, "一千五"))
+    assert "核对" in again and "1500" in again and "招商银行" in again and "失业" in again
+    plan = rest_say(servers, sender, "都对，给我方案")
     text = joined_text(plan)
     assert "【您的协商方案】" in text and "招商银行" in text and "95555" in text
+    assert "每月能还1500元" in text and "报出" not in text
     assert "离职证明" in text and "12378" in text and "您已经逾期" in text
     cards = [m["custom"] for m in plan if m.get("custom", {}).get("type") == "channel_card"]
     assert cards and cards[0]["channels"][0]["tel"] == "tel:95555"
@@ -85,5 +96,6 @@ def test_unknown_bank_and_a_negative_amount(servers):
     rest_say(servers, sender, "生病住院了")
     assert "没看懂" in joined_text(rest_say(servers, sender, "每个月-500块"))
     rest_say(servers, sender, "一千")
-    plan = joined_text(rest_say(servers, sender, "还没有逾期"))
-    assert "发卡银行" in plan and "宇宙" not in plan
+    assert "还没有逾期" in joined_text(rest_say(servers, sender, "还没有逾期"))  # the summary
+    plan = joined_text(rest_say(servers, sender, "对"))
+    assert "发卡银行" in plan and "宇宙" not in plan and "每月能还1000元" in plan

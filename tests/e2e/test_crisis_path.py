@@ -35,7 +35,8 @@ def test_an_everyday_reason_answers_the_form_and_it_goes_on_to_the_plan(servers,
     assert CAPACITY_QUESTION in after_reason, after_reason
     assert "12356" not in after_reason
     rest_say(servers, sender, "两千左右")
-    plan = joined_text(rest_say(servers, sender, "还没有逾期"))
+    assert "核对" in joined_text(rest_say(servers, sender, "还没有逾期"))  # the summary before the plan
+    plan = joined_text(rest_say(servers, sender, "都对，给我方案"))
     assert "【您的协商方案】" in plan and "招商银行" in plan
 
 

@@ -31,7 +31,7 @@ from tests.support.servers import request_json
 
 BLOCKED = ("rasa", "sqlalchemy", "alembic", "tensorflow")
 
-IMAGE_FILES = ("actions", "bot", "data/knowledge", "data/crisis", "domain")
+IMAGE_FILES = ("actions", "bot", "data/knowledge", "data/crisis", "data/subtopics", "domain")
 """What requirements/actions.in says to copy into the image, besides the packages."""
 
 SITECUSTOMIZE = textwrap.dedent('''

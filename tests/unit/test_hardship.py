@@ -9,7 +9,7 @@ from rasa_sdk.events import ActiveLoop, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.hardship_actions import ActionGiveHardshipPlan, ActionStopHardshipForm, ValidateHardshipPlanForm
-from bot import PROJECT_ROOT
+from bot import PROJECT_ROOT, hardship
 from bot.hardship import (
     OTHER,
     UNSTATED,
@@ -97,7 +97,7 @@ def test_online_loans_get_their_own_path_without_art70(knowledge):
 def test_unknown_lender_gets_generic_guidance_and_no_guessed_number(knowledge):
     plan = build_plan(HardshipCase(OTHER, "信用卡", UNSTATED, UNSTATED, UNSTATED), knowledge)
     assert plan.replies[0].variables["lender_name"] == "发卡银行"
-    assert "utter_hardship_plan_script_generic" in _names(plan)
+    assert "utter_hardship_plan_script_generic_no_amount" in _names(plan)
     assert [c["number"] for c in plan.channel_card["channels"]] == ["12378"]
 
 
@@ -165,3 +165,97 @@ def test_stop_action_clears_the_form():
     assert ActiveLoop(None) in events and SlotSet("hardship_reason", None) in events
     assert SlotSet("requested_slot", None) in events
     assert dispatcher.messages[0]["response"] == "utter_hardship_form_stopped"
+
+
+# ---------- the monthly amount in the plan, and the summary confirmed before it ----------
+
+def test_the_script_says_the_monthly_amount_the_user_gave(knowledge, domain):
+    plan = build_plan(HardshipCase("招商银行", "信用卡", "失业", "1500", "yes"), knowledge)
+    [script] = [r for r in plan.replies if r.response.startswith("utter_hardship_plan_script")]
+    assert script.response == "utter_hardship_plan_script" and script.variables["monthly_amount"] == "1500"
+    assert "每月能还{monthly_amount}元" in domain["responses"][script.response][0]["text"]
+    declined_plan = build_plan(HardshipCase("招商银行", "信用卡", "其他", UNSTATED, "yes"), knowledge)
+    assert "utter_hardship_plan_script_generic_no_amount" in _names(declined_plan)
+    every_text = "".join(v.get("text", "") for variants in domain["responses"].values() for v in variants)
+    assert "报出您算好的数目" not in every_text
+
+
+@pytest.mark.parametrize("text, slot", [
+    ("改每月金额", "monthly_repayment_capacity"), ("改欠款机构", "bank"), ("改欠款类型", "debt_type"),
+    ("改困难原因", "hardship_reason"), ("改是否逾期", "already_overdue"), ("银行说错了，是建行", "bank"),
+    ("其实每个月只能还一千", "monthly_repayment_capacity"), ("都对，给我方案", None), ("招商银行", None)])
+def test_which_answer_the_user_wants_to_change(text, slot):
+    assert hardship.change_target(text) == slot
+
+
+def test_reading_the_reply_to_the_summary():
+    assert hardship.read_confirmation("/affirm", "affirm") == hardship.CONFIRMED
+    assert hardship.read_confirmation("对的，没问题", "inform") == hardship.CONFIRMED
+    assert hardship.read_confirmation("不对", "inform") == "no"
+    assert hardship.read_confirmation("嗯嗯嗯那个", "deny") == "no"
+    assert hardship.read_confirmation("今天星期几", "out_of_scope") is None
+
+
+def test_the_confirmation_is_the_forms_last_question_and_cleared_when_it_stops(domain):
+    assert domain["forms"]["hardship_plan_form"]["required_slots"] == list(hardship.FORM_SLOTS)
+    assert hardship.FORM_SLOTS[-1] == hardship.CONFIRM_SLOT and hardship.CONFIRM_SLOT in hardship.FORM_ONLY_SLOTS
+    assert "utter_ask_hardship_confirmed" in domain["responses"]
+
+
+_ANSWERS = {"bank": "招商银行", "debt_type": "信用卡", "hardship_reason": "失业", "monthly_repayment_capacity": "2000",
+            "already_overdue": "yes"}
+
+
+def test_a_yes_to_the_summary_gives_the_plan():
+    result, said = _validate("hardship_confirmed", "都对，给我方案", "都对，给我方案", dict(_ANSWERS))
+    assert result == {"hardship_confirmed": "yes"} and said == []
+
+
+def test_changing_one_answer_asks_only_that_one_again():
+    result, said = _validate("hardship_confirmed", "改每月金额", "改每月金额", dict(_ANSWERS))
+    assert result["monthly_repayment_capacity"] is None and result["hardship_confirmed"] is None
+    assert "bank" not in result and "hardship_reason" not in result
+    assert said == ["utter_hardship_change_noted"]
+
+
+def test_a_new_amount_in_the_change_is_taken_at_once():
+    result, said = _validate("hardship_confirmed", "x", "其实每个月只能还一千五", dict(_ANSWERS))
+    assert result["monthly_repayment_capacity"] == "1500" and result["hardship_confirmed"] is None
+    assert said == []  # the summary is shown again with the new amount
+
+
+def test_a_new_bank_the_nlu_extracted_this_turn_is_kept():
+    dispatcher = CollectingDispatcher()
+    tracker = _tracker("银行说错了，是建设银行", dict(_ANSWERS))
+    tracker.events = [{"event": "slot", "name": "bank", "value": "建设银行"},
+                      {"event": "slot", "name": "hardship_confirmed", "value": "银行说错了，是建设银行"}]
+    result = ValidateHardshipPlanForm().validate_hardship_confirmed("银行说错了，是建设银行", dispatcher, tracker, {})
+    assert "bank" not in result and result["hardship_confirmed"] is None
+
+
+def test_a_bare_no_asks_which_answer_to_change():
+    result, said = _validate("hardship_confirmed", "不对", "不对", dict(_ANSWERS))
+    assert result == {"hardship_confirmed": None} and said == ["utter_hardship_confirm_which"]
+
+
+def test_an_unreadable_reply_to_the_summary_is_re_asked_once_then_taken_as_yes():
+    result, said = _validate("hardship_confirmed", "今天星期几", "今天星期几", dict(_ANSWERS))
+    assert result["hardship_confirmed"] is None and said == ["utter_hardship_reask_hardship_confirmed"]
+    result, _said = _validate("hardship_confirmed", "今天星期几", "今天星期几",
+                              {**_ANSWERS, "hardship_form_retries": {"hardship_confirmed": 1}})
+    assert result == {"hardship_confirmed": "yes"}
+
+
+def test_a_victim_event_at_the_summary_rejects_the_forms_turn_for_the_victims_rule():
+    form = {"name": "hardship_plan_form", "validate": True, "rejected": False, "trigger_message": {}}
+    domain = {"forms": {"hardship_plan_form": {"required_slots": list(hardship.FORM_SLOTS)}},
+              "slots": {name: {"type": "text", "mappings": [{"type": "from_text"}]} for name in hardship.FORM_SLOTS}}
+
+    def run(text):
+        tracker = Tracker("u1", {**_ANSWERS, "requested_slot": "hardship_confirmed", "hardship_form_retries": None},
+                          {"text": text, "intent": {"name": "agency_victim"}, "entities": []}, [], False, None, form,
+                          "action_listen")
+        return asyncio.run(ValidateHardshipPlanForm().run(CollectingDispatcher(), tracker, domain))
+
+    assert [e["event"] for e in run("对了，我之前交了三千服务费给中介")] == ["action_execution_rejected"]
+    assert "action_execution_rejected" not in [e["event"] for e in run("都对，给我方案")]
