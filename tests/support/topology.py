@@ -62,8 +62,9 @@ per sender id or under a channel name of each start, so parallel runs do not col
 
 HAPROXY_CONFIG = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 
-START_SECONDS = 300.0
-"""How long each server may take to answer its health check (two Rasa servers load at once on 2 cores)."""
+START_SECONDS = 600.0
+"""How long each server may take to answer its health check: two Rasa servers load at once, which takes about
+a minute on an idle 2-core machine and several minutes on a loaded one."""
 
 
 def haproxy_binary() -> Optional[str]:
