@@ -202,7 +202,7 @@ class _Widget:
         # The cookie HAProxy sets on the first answer (RASA_REPLICA, deploy/haproxy/haproxy.cfg), given up front:
         # aiohttp's cookie jar keeps no cookies of an IP-address host such as 127.0.0.1.
         await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io",
-                                  headers={"Cookie": f"RASA_REPLICA={self.replica}"})
+                                  headers={"Cookie": f"RASA_REPLICA={self.replica}"}, wait_timeout=15)
         await self.client.emit("session_request", {})
         await asyncio.wait_for(confirmed.wait(), timeout=15)
         return self
