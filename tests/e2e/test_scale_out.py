@@ -21,9 +21,11 @@ import uuid
 from collections import Counter
 from typing import Any, Dict, List, Tuple
 
+import aiohttp
 import pytest
 import socketio
 import sqlalchemy as sa
+import yarl
 
 from bot.compliance.schema import conversations, turns
 from bot.db import make_engine
@@ -186,12 +188,18 @@ class _Widget:
 
     def __init__(self, url: str, replica: str) -> None:
         self.url, self.replica = url, replica
-        self.client = socketio.AsyncClient(reconnection=False)
         self.received: List[Dict[str, Any]] = []
-        self.client.on("bot_uttered", self.received.append)
         self.session_id = ""
 
     async def __aenter__(self) -> _Widget:
+        # HAProxy's sticky cookie (RASA_REPLICA, deploy/haproxy/haproxy.cfg), set in the client's cookie jar as a
+        # browser keeps it, so that every long-polling request goes to one replica; the jar is "unsafe" because
+        # aiohttp's default keeps no cookies of an IP-address host such as 127.0.0.1.
+        jar = aiohttp.CookieJar(unsafe=True)
+        jar.update_cookies({"RASA_REPLICA": self.replica}, yarl.URL(self.url))
+        self.http = aiohttp.ClientSession(cookie_jar=jar)
+        self.client = socketio.AsyncClient(reconnection=False, http_session=self.http)
+        self.client.on("bot_uttered", self.received.append)
         confirmed = asyncio.Event()
 
         def on_confirm(data: Dict[str, Any]) -> None:
@@ -199,16 +207,14 @@ class _Widget:
             confirmed.set()
 
         self.client.on("session_confirm", on_confirm)
-        # The cookie HAProxy sets on the first answer (RASA_REPLICA, deploy/haproxy/haproxy.cfg), given up front:
-        # aiohttp's cookie jar keeps no cookies of an IP-address host such as 127.0.0.1.
-        await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io",
-                                  headers={"Cookie": f"RASA_REPLICA={self.replica}"}, wait_timeout=15)
+        await self.client.connect(self.url, transports=["polling"], socketio_path="/socket.io", wait_timeout=15)
         await self.client.emit("session_request", {})
         await asyncio.wait_for(confirmed.wait(), timeout=15)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.client.disconnect()
+        await self.http.close()
 
     async def say(self, text: str, predicate) -> List[Dict[str, Any]]:
         start = len(self.received)
