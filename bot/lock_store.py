@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncGenerator, Callable, Optional, Text, Tuple, TypeVar
 
 from rasa.core.lock import TicketLock
-from rasa.core.lock_store import RedisLockStore
+from rasa.core.lock_store import LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -90,14 +90,18 @@ class AtomicRedisLockStore(RedisLockStore):
 
     def issue_ticket(self, conversation_id: Text, lock_lifetime: Optional[float] = None) -> int:
         """Add a ticket (living ``lock_lifetime`` s, default the store's) to the lock of ``conversation_id``,
-        creating the lock if needed; returns its number, unique among the lock's tickets."""
+        creating the lock if needed; returns its number, unique among the lock's tickets. Raises LockError when
+        Redis fails, as Rasa's does."""
         lifetime = self.lock_lifetime if lock_lifetime is None else lock_lifetime
 
         def add(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], int]:
             lock = lock or TicketLock(conversation_id)
             return lock, lock.issue_ticket(lifetime)
 
-        return self._change(conversation_id, add)
+        try:
+            return self._change(conversation_id, add)
+        except Exception as err:  # noqa: BLE001  (Rasa's contract: any failure to take a ticket is a LockError)
+            raise LockError(f"Error while acquiring lock. Error:\n{err}") from err
 
     def update_lock(self, conversation_id: Text) -> None:
         """Drop the expired tickets of ``conversation_id``'s lock (nothing when there is no lock)."""

@@ -150,3 +150,11 @@ def test_turns_of_one_sender_on_several_replicas_never_overlap(prefix):
     for thread in threads:
         thread.join()
     assert overlaps == 0, f"{overlaps} turns ran while another held the lock"
+
+
+def test_redis_unreachable_is_rasas_lock_error():
+    from rasa.core.lock_store import LockError
+
+    store = AtomicRedisLockStore(EndpointConfig.from_dict({"url": "127.0.0.1", "port": 1, "socket_timeout": 1}))
+    with pytest.raises(LockError):
+        store.issue_ticket("sender")
