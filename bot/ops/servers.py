@@ -317,6 +317,24 @@ def consumer_argv(config: ServerConfig) -> List[str]:
     return [sys.executable, "-m", "bot", "compliance", "consume", "--endpoints", str(config.endpoints)]
 
 
+def rasa_server_spec(config: ServerConfig, full_env: Optional[Dict[str, str]] = None) -> ServerSpec:
+    """How :func:`start_servers` starts the Rasa server of ``config`` (command line, environment, log
+    ``rasa-server.log`` in ``config.log_dir``, health URL), from ``full_env`` (default
+    :func:`server_environment`). A second replica of the same configuration is this spec with another
+    ``rasa_port`` and ``log_dir`` (tests/support/topology.py)."""
+    full_env = server_environment(config) if full_env is None else full_env
+    rasa_cmd = [
+        sys.executable, "-m", "bot.ops.rasa_launcher", "run", "--enable-api", "--interface", LOOPBACK,
+        "--port", str(config.rasa_port), "--model", str(config.model),
+        "--credentials", config.credentials, "--endpoints", config.endpoints,
+    ]
+    rasa_cmd += cors_arguments(full_env)
+    rasa_env = rasa_server_environment(full_env, config.session_key)
+    rasa_env["RASA_AUTH_TOKEN"] = config.token  # read by the launcher: never on the command line
+    return ServerSpec("Rasa server", rasa_cmd, rasa_env, config.log_dir / "rasa-server.log",
+                      f"http://{LOOPBACK}:{config.rasa_port}/", config.root)
+
+
 def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServers:
     """Start the agent desk (if ``desk_port``), the action server, then the Rasa server, and wait until each
     answers its health check.
@@ -343,21 +361,14 @@ def start_servers(config: ServerConfig, timeout: float = 240.0) -> RunningServer
             raise
     action_argv = [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(config.action_port)]
     action = subprocess.Popen(action_argv, cwd=config.root, env=env, stdout=handles[0], stderr=subprocess.STDOUT)
-    rasa_cmd = [
-        sys.executable, "-m", "bot.ops.rasa_launcher", "run", "--enable-api", "--interface", LOOPBACK,
-        "--port", str(config.rasa_port), "--model", str(config.model),
-        "--credentials", config.credentials, "--endpoints", config.endpoints,
-    ]
-    rasa_cmd += cors_arguments(env)
-    rasa_env = rasa_server_environment(full_env, config.session_key)
-    rasa_env["RASA_AUTH_TOKEN"] = config.token  # read by the launcher: never on the command line
-    rasa = subprocess.Popen(rasa_cmd, cwd=config.root, env=rasa_env, stdout=handles[1], stderr=subprocess.STDOUT)
+    rasa_spec = rasa_server_spec(config, full_env)
+    rasa = subprocess.Popen(rasa_spec.argv, cwd=config.root, env=rasa_spec.env, stdout=handles[1],
+                            stderr=subprocess.STDOUT)
     logs = [action_log, rasa_log] + ([desk_log] if desk is not None else [])
     specs = {
         "action_server": ServerSpec("action server", action_argv, env, action_log,
                                     f"http://{LOOPBACK}:{config.action_port}/health", config.root),
-        "rasa_server": ServerSpec("Rasa server", rasa_cmd, rasa_env, rasa_log, f"http://{LOOPBACK}:{config.rasa_port}/",
-                                  config.root),
+        "rasa_server": rasa_spec,
     }
     if desk is not None:
         specs["desk_server"] = ServerSpec("agent desk", _desk_argv(config), env, desk_log,

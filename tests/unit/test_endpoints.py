@@ -34,7 +34,8 @@ def test_default_tracker_store_is_sqlite_and_production_is_postgres(monkeypatch)
     production = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "tracker_store")
     assert production.kwargs["dialect"] == "postgresql" and production.url == "db.internal"
     locks = read_endpoint_config(str(PROJECT_ROOT / "endpoints.production.yml"), "lock_store")
-    assert locks.type == "redis" and locks.url == "r"
+    assert locks.type == "bot.lock_store.AtomicRedisLockStore" and locks.url == "r"
+    assert locks.kwargs["lock_lifetime"] == 20 and locks.kwargs["db"] == "1"
 
 
 def test_the_action_endpoint_timeout_is_seconds_not_rasas_five_minutes(monkeypatch):
