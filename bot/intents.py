@@ -46,7 +46,10 @@ CHITCHAT_INTENTS: Tuple[str, ...] = ("greet", "goodbye", "thank", "affirm", "den
 FORM_INTENTS: Tuple[str, ...] = ("inform", "stop")
 """Only inside hardship_plan_form: an answer to its question, or the wish to stop it."""
 
-ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS
+DETAIL_INTENTS: Tuple[str, ...] = ("ask_detail",)
+"""A quick-reply button asking for a detail a turn kept short (bot.details); sent as a payload, never typed."""
+
+ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS + DETAIL_INTENTS
 """Every intent of the domain."""
 
 ACTION_FOR_TOPIC: Dict[str, str] = {
