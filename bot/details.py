@@ -186,7 +186,7 @@ def fit_turn(replies: Sequence[ReplyInstruction], details: Details, measure: Mea
     must = [(i == 0 and first_is_new) or details.detail_of(r.response) is None or r.response in details.urgent
             for i, r in enumerate(candidates)]
     bubbles = len(before) + reserved_bubbles + sum(must)
-    chars = reserved_chars + sum(n for n, m in zip(lengths, must) if m)
+    chars = reserved_chars + sum(n for n, m in zip(lengths, must, strict=True) if m)
     keep = list(must)
     deferred: Dict[str, List[ReplyInstruction]] = {}
     for i, reply in enumerate(candidates):  # the deferrable ones, in order, while the turn has room
@@ -200,7 +200,7 @@ def fit_turn(replies: Sequence[ReplyInstruction], details: Details, measure: Mea
             detail = details.detail_of(reply.response)
             assert detail is not None
             deferred.setdefault(detail.id, []).append(reply)
-    kept = [r for r, k in zip(candidates, keep) if k]
+    kept = [r for r, k in zip(candidates, keep, strict=True) if k]
     present |= {r.response for r in kept}
     offered = [key for reply in kept for key in details.offers.get(reply.response, ())
                if not present & set(details.details[key].responses)]

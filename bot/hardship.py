@@ -282,7 +282,7 @@ def build_plan(case: HardshipCase, knowledge: Knowledge) -> HardshipPlan:
     elif case.debt_type in ("房贷", "车贷"):
         names.append("utter_hardship_plan_secured_loan")
     else:
-        names += ["utter_hardship_plan_card_issuer", "utter_hardship_plan_art70_when", "utter_hardship_plan_art70_terms"]
+        names += ["utter_hardship_plan_card_issuer", "utter_hardship_plan_art70_terms"]
     replies = [ReplyInstruction(name, variables) for name in names]
     card_institutions = _card_institutions(institution, deploying)
     for inst in card_institutions:

@@ -210,7 +210,8 @@ def summary(turns: Sequence[Turn]) -> str:
     lines += [f"  [{i + 1}] {b}" for i, b in enumerate(longest.bubbles)]
     if longest.buttons:
         lines.append(f"  buttons: {' | '.join(longest.buttons)}")
-    for title, values in (("turn chars", chars), ("first bubble chars", firsts)):
+    every = [len(b) for t in turns for b in t.bubbles if b != CARD]
+    for title, values in (("turn chars", chars), ("first bubble chars", firsts), ("bubble (response) chars", every)):
         q = statistics.quantiles(values, n=10) if len(values) > 1 else values
         lines.append(f"{title}: min {min(values)}, median {statistics.median(values):.0f}, p90 {q[-1]:.0f}, "
                      f"max {max(values)}")
@@ -219,7 +220,9 @@ def summary(turns: Sequence[Turn]) -> str:
             count = sum(low <= v < low + 50 for v in values)
             if count:
                 lines.append(f"  {low:>4}-{low + 49:<4} {count:>6} {'#' * max(1, round(60 * count / len(values)))}")
-    lines.append("bubbles per turn: " + ", ".join(f"{n}: {bubbles.count(n)}" for n in sorted(set(bubbles))))
+    lines.append("bubbles per turn: " + ", ".join(f"{n}: {bubbles.count(n)}" for n in sorted(set(bubbles)))
+                 + f" (of which {sum(t.names[-1:] == (REMINDER_RESPONSE,) for t in turns)} end with the crisis "
+                 "reminder, never cut)")
     broken = [t for t in turns if t.problems()]
     lines.append(f"turns over a limit: {len(broken)}")
     lines += [f"  {t.label}: {', '.join(t.problems())} {t.names}" for t in broken[:20]]
