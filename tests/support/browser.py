@@ -18,21 +18,30 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS: List[str] = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 """Flags for a headless run as root in a container, with no background traffic."""
 
-APT_PACKAGES = ["chromium", "fonts-wqy-microhei"]
-"""Chromium, and a font with Chinese glyphs so that screenshots show text instead of empty boxes."""
+APT_PACKAGES = ["chromium", "fonts-noto-cjk", "fonts-wqy-microhei"]
+"""Chromium, and fonts with Chinese glyphs (Debian's Chromium alone renders Chinese as empty boxes): Noto Sans CJK,
+which web/widget.css names, and WenQuanYi Micro Hei."""
+
+CJK_FONT_FAMILY = "Noto Sans CJK SC"
+"""The CJK font the test set-up installs (package fonts-noto-cjk) and the widget's text is expected in."""
 
 SOCKETIO_CLIENT = PROJECT_ROOT / "web" / "vendor" / "socket.io.min.js"
 
 
-def _has_chinese_font() -> bool:
+def chinese_font_families() -> List[str]:
+    """The font families fontconfig knows with Chinese coverage (``fc-list :lang=zh family``), [] without fc-list."""
     if not shutil.which("fc-list"):
-        return False
+        return []
     listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
-    return bool(listed.stdout.strip())
+    return sorted({name.strip() for line in listed.stdout.splitlines() for name in line.split(",") if name.strip()})
+
+
+def _has_chinese_font() -> bool:
+    return CJK_FONT_FAMILY in chinese_font_families()
 
 
 def ensure_chromium() -> Path:
-    """Return /usr/bin/chromium, installing it (and a Chinese font) with apt-get first when missing.
+    """Return /usr/bin/chromium, installing it (and the CJK fonts, fonts-noto-cjk) with apt-get first when missing.
 
     Skips the calling test, with the reason, when it is missing and apt cannot install it (not root, no
     apt-get, or the install failed).
@@ -43,7 +52,7 @@ def ensure_chromium() -> Path:
         if CHROMIUM.exists():
             return CHROMIUM  # screenshots will lack Chinese glyphs, the tests still run
         pytest.skip("Chromium is not installed at /usr/bin/chromium and apt-get cannot install it here "
-                    "(needs root and apt-get): run `apt-get install -y chromium fonts-wqy-microhei`.")
+                    "(needs root and apt-get): run `apt-get install -y chromium fonts-noto-cjk fonts-wqy-microhei`.")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     steps = [["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *APT_PACKAGES]]
     for step in steps:
