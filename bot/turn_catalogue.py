@@ -97,7 +97,10 @@ class _Desk:
     def open_ticket(self, ticket: NewTicket) -> IntakeAnswer:
         if self.on_duty is None:
             raise DeskUnavailable("down")
-        return IntakeAnswer(ticket_id="t", created=True, open_now=self.on_duty, opening_hours="周一至周五 9:00-18:00",
+        from bot.handoff.config import load_settings
+
+        hours = load_settings({}).opening_hours.describe()  # the configured hours, as the desk tells them
+        return IntakeAnswer(ticket_id="t", created=True, open_now=self.on_duty, opening_hours=hours,
                             agents_on_duty=self.on_duty, status="queued" if self.on_duty else "follow_up")
 
 

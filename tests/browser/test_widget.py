@@ -432,7 +432,7 @@ def test_mobile_screenshot_of_a_short_answer_and_its_detail(page, live, tmp_path
     work tree clean."""
     open_chat(page, live["servers"])
     say(page, AGENCY_QUESTION, "正规渠道")
-    answer = page.locator(".dhw-bot", has_text="不建议").last
+    answer = page.locator(".dhw-bot", has_text="⚠️").last
     expect(answer).to_contain_text("免费")
     before = page.locator(".dhw-bot").count()
     page.get_by_role("button", name="为什么有风险").last.click()
