@@ -177,3 +177,32 @@ def test_the_summary_names_the_longest_turn(turns):
     longest = max(turns, key=lambda t: t.chars)
     assert f"longest turn: {longest.chars} chars" in text and "turns over a limit: 0" in text
     assert longest.chars <= TURN_CHARS
+
+
+def _tracker(events, slots=None):
+    from rasa_sdk import Tracker
+
+    return Tracker("u1", slots or {}, {"text": "x", "intent": {"name": "agency_victim"}, "entities": []}, events,
+                   False, None, {}, "action_listen")
+
+
+def test_an_action_counts_what_its_turn_already_sent_and_keeps_the_deferred_in_the_slot(knowledge):
+    from rasa_sdk.executor import CollectingDispatcher
+
+    from actions.replies import send_replies
+
+    facts = knowledge.template_values()
+    replies = [ReplyInstruction(n, facts) for n in ("utter_warn_debt_agency", "utter_flag_upfront_fee",
+                                                    "utter_flag_false_promise")]
+    alone = CollectingDispatcher()
+    assert send_replies(alone, replies, _tracker([{"event": "user", "text": "x"}])) == []
+    assert len(alone.messages) == 3
+    earlier = [{"event": "user", "text": "x"},
+               {"event": "bot", "text": "字" * 100, "metadata": {"utter_action": "utter_support_agency_victim"}},
+               {"event": "bot", "text": "字" * 100, "metadata": {"utter_action": "utter_flag_fee_paid"}}]
+    later = CollectingDispatcher()
+    events = send_replies(later, replies, _tracker(earlier))
+    assert [m["response"] for m in later.messages] == ["utter_warn_debt_agency"]
+    [slot] = events
+    assert slot["name"] == "pending_details" and set(slot["value"]) == {"promises"}
+    assert {b["title"] for b in later.messages[-1]["buttons"]} >= {"“包上岸”可信吗", "为什么有风险"}
