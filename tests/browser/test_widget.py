@@ -21,6 +21,7 @@ from tests.support.browser import (
     CHROMIUM_ARGS,
     CJK_FONT_FAMILY,
     chinese_font_families,
+    cjk_rendering_problems,
     ensure_chromium,
     ensure_widget_assets,
 )
@@ -398,31 +399,28 @@ def test_the_widget_text_renders_in_a_cjk_font_not_as_boxes(page, live):
     widget's font must differ from each other and from a private-use character, which no font has (a box)."""
     assert CJK_FONT_FAMILY in chinese_font_families(), "the set-up did not install fonts-noto-cjk"
     open_chat(page, live["servers"])
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("DOM.enable")
-    cdp.send("CSS.enable")
-    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
-    bubble = cdp.send("DOM.querySelector", {"nodeId": root, "selector": ".dhw-bot"})["nodeId"]
-    text_nodes = cdp.send("DOM.describeNode", {"nodeId": bubble, "depth": -1})["node"]
-    assert text_nodes, "the greeting bubble is in the DOM"
-    used = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": bubble})["fonts"]
-    cjk = set(chinese_font_families())
-    glyphs_in_cjk_fonts = sum(font["glyphCount"] for font in used if font["familyName"] in cjk)
-    assert glyphs_in_cjk_fonts > 10, f"the greeting was drawn without a Chinese font: {used}"
-    drawn = page.evaluate("""() => {
-        const font = getComputedStyle(document.querySelector('.dhw-bot')).font;
-        const pixels = (ch) => {
-            const canvas = document.createElement('canvas');
-            canvas.width = 64; canvas.height = 64;
-            const ctx = canvas.getContext('2d');
-            ctx.font = font.replace(/\\d+(\\.\\d+)?px/, '48px');
-            ctx.fillText(ch, 4, 52);
-            return Array.from(ctx.getImageData(0, 0, 64, 64).data).join(',');
-        };
-        return {debt: pixels('债'), service: pixels('务'), box: pixels('\\ue000')};
-    }""")
-    assert drawn["debt"] != drawn["service"], "two Chinese characters drew the same glyph: boxes"
-    assert drawn["box"] not in (drawn["debt"], drawn["service"]), "a Chinese character drew as a missing-glyph box"
+    assert cjk_rendering_problems(page, ".dhw-bot", chinese_font_families()) == []
+
+
+def test_the_cjk_check_fails_when_chromium_has_no_chinese_font(browser, tmp_path):
+    """The check above is not vacuous: Chromium with a fontconfig that knows only DejaVu draws boxes, and the
+    check says so."""
+    executable = ensure_chromium()
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f"<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path}/cache</cachedir>"
+                    "</fontconfig>", encoding="utf-8")
+    chromium = browser.browser_type.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS,
+                                           env={**os.environ, "FONTCONFIG_FILE": str(conf)})
+    try:
+        page = chromium.new_page()
+        css = (PROJECT_ROOT / "web" / "widget.css").read_text(encoding="utf-8")
+        page.set_content(f'<html lang="zh-CN"><head><style>{css}</style></head><body><section class="dhw">'
+                         '<div class="dhw-bot">您好，我是债务咨询助手</div></section></body></html>')
+        problems = cjk_rendering_problems(page, ".dhw-bot", chinese_font_families())
+    finally:
+        chromium.close()
+    assert len(problems) == 3, problems
 
 
 def test_mobile_screenshot_of_a_short_answer_and_its_detail(page, live, tmp_path):

@@ -73,3 +73,43 @@ def ensure_widget_assets() -> None:
         return
     subprocess.run([str(PROJECT_ROOT / "scripts" / "setup-web")], cwd=PROJECT_ROOT, check=True, timeout=600)
     assert SOCKETIO_CLIENT.exists(), "scripts/setup-web did not install web/vendor/socket.io.min.js"
+
+
+_DRAW = """(selector) => {
+    const font = getComputedStyle(document.querySelector(selector)).font;
+    const pixels = (ch) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = 64; canvas.height = 64;
+        const ctx = canvas.getContext('2d');
+        ctx.font = font.replace(/\\d+(\\.\\d+)?px/, '48px');
+        ctx.fillText(ch, 4, 52);
+        return Array.from(ctx.getImageData(0, 0, 64, 64).data).join(',');
+    };
+    return {debt: pixels('债'), service: pixels('务'), box: pixels('\\ue000')};
+}"""
+
+
+def cjk_rendering_problems(page, selector: str, cjk_families: List[str]) -> List[str]:
+    """Why the Chinese text of the first ``selector`` element is NOT drawn in a CJK font ([] when it is).
+
+    Two checks: the fonts Chromium really used for the element (DevTools' ``CSS.getPlatformFontsForNode``)
+    must draw its glyphs from one of ``cjk_families``; and, drawn on a canvas in the element's font, two
+    different Chinese characters must differ from each other and from a private-use character that no font
+    has (the missing-glyph box).
+    """
+    problems = []
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    used = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    if sum(font["glyphCount"] for font in used if font["familyName"] in set(cjk_families)) < 5:
+        problems.append(f"drawn without a Chinese font: {[font['familyName'] for font in used]}")
+    drawn = page.evaluate(_DRAW, selector)
+    if drawn["debt"] == drawn["service"]:
+        problems.append("two different Chinese characters drew the same glyph (boxes)")
+    if drawn["box"] in (drawn["debt"], drawn["service"]):
+        problems.append("a Chinese character drew as the missing-glyph box")
+    return problems
+
