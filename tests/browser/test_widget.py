@@ -425,30 +425,31 @@ def test_the_cjk_check_fails_when_chromium_has_no_chinese_font(browser, tmp_path
 
 def test_mobile_screenshot_of_a_short_answer_and_its_detail(page, live, tmp_path):
     """A 375 x 812 screenshot of a real conversation, nothing injected: a short answer to "靠谱吗" with the
-    official route and its quick-reply buttons, then the detail behind "为什么有风险" (bot.details). Saved over the
+    official route and its quick-reply buttons; then the detail behind "为什么有风险" (bot.details). Saved over the
     README's docs/screenshots/widget-mobile.png only with UPDATE_SCREENSHOTS=1, so that a test run leaves the
     work tree clean."""
     open_chat(page, live["servers"])
     say(page, AGENCY_QUESTION, "正规渠道")
     answer = page.locator(".dhw-bot", has_text="⚠️").last
     expect(answer).to_contain_text("免费")
-    before = page.locator(".dhw-bot").count()
-    page.get_by_role("button", name="为什么有风险").last.click()
-    expect(page.locator(".dhw-user").last).to_have_text("为什么有风险")
-    expect(page.locator(".dhw-bot").nth(before)).to_be_visible()
-    expect(page.locator(".dhw-log")).to_contain_text("真实案例")
-    wait_until_quiet(page)
-    assert page.locator(".dhw-user", has_text="/ask_detail").count() == 0
-    answer.evaluate("""target => {  // scroll the log so that the short answer is at its top, the detail below
+    question = page.locator(".dhw-user").last
+    question.evaluate("""target => {  // scroll the log so that the question is at its top, the answer below
         const log = target.closest('.dhw-log');
         log.scrollTop += target.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
     }""")
     page.get_by_label("输入您的问题").blur()
     expect(answer).to_be_in_viewport()
+    expect(page.get_by_role("button", name="为什么有风险").last).to_be_in_viewport()
     target = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path / SCREENSHOT.name
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    before = page.locator(".dhw-bot").count()
+    page.get_by_role("button", name="为什么有风险").last.click()
+    expect(page.locator(".dhw-user").last).to_have_text("为什么有风险")
+    expect(page.locator(".dhw-bot").nth(before)).to_be_visible()
+    expect(page.locator(".dhw-log")).to_contain_text("真实案例")
+    assert page.locator(".dhw-user", has_text="/ask_detail").count() == 0
 
 
 def test_the_widget_survives_a_server_restart(page, live):
