@@ -17,7 +17,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.replies import send_replies
 from bot import intents
 from bot.crisis import CrisisLevel
-from bot.guidance import ConversationState, GuidancePlan, distress_reading, fallback_topic, plan_guidance
+from bot.guidance import (
+    ConversationState,
+    GuidancePlan,
+    distress_reading,
+    fallback_topic,
+    handoff_follows,
+    plan_guidance,
+)
 from bot.handoff.priority import is_repeated_fallback
 from bot.hardship import FORM_NAME as HARDSHIP_FORM
 from bot.hardship import FORM_SLOTS
@@ -43,9 +50,10 @@ def conversation_state(tracker: Tracker) -> ConversationState:
     )
 
 
-def _carry_out(plan: GuidancePlan, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
-    send_replies(dispatcher, plan.replies)
-    return [SlotSet(name, value) for name, value in plan.slots.items()]
+def _carry_out(plan: GuidancePlan, dispatcher: CollectingDispatcher, tracker: Tracker,
+               handoff_follows: bool = False) -> List[Dict[Text, Any]]:
+    events = send_replies(dispatcher, plan.replies, tracker, handoff_follows=handoff_follows)
+    return [SlotSet(name, value) for name, value in plan.slots.items()] + events
 
 
 class GuidanceAction(Action):
@@ -63,7 +71,7 @@ class GuidanceAction(Action):
     ) -> List[Dict[Text, Any]]:
         """Send the plan's replies; return SlotSet events for the bank, the risk slots and the referrals."""
         plan = plan_guidance(self.topic, conversation_state(tracker), default_knowledge(), default_risk_engine())
-        return _carry_out(plan, dispatcher)
+        return _carry_out(plan, dispatcher, tracker, handoff_follows(self.topic, tracker.latest_message.get("text")))
 
 
 class ActionWarnDebtAgency(GuidanceAction):
@@ -169,4 +177,4 @@ class ActionClarifyOrAnswerRisk(Action):
             dispatcher.utter_message(response="utter_out_of_scope" if state.intent == intents.OUT_OF_SCOPE
                                      else "utter_clarify")
             return []
-        return _carry_out(plan_guidance(topic, state, default_knowledge(), default_risk_engine()), dispatcher)
+        return _carry_out(plan_guidance(topic, state, default_knowledge(), default_risk_engine()), dispatcher, tracker)

@@ -67,5 +67,5 @@ class ActionHandoff(Action):
         result = await asyncio.to_thread(open_handoff, handoff_context(tracker), desk_client(), default_knowledge())
         if result.problem:
             logger.warning("Handoff unavailable for one conversation: %s", result.problem)
-        send_replies(dispatcher, result.replies)
-        return [ConversationPaused()] if result.queued else [FollowupAction("action_listen")]
+        events = send_replies(dispatcher, result.replies, tracker)
+        return events + ([ConversationPaused()] if result.queued else [FollowupAction("action_listen")])

@@ -180,10 +180,10 @@ class ActionGiveHardshipPlan(Action):
                   domain: Dict[Text, Any]) -> List[EventType]:
         """Send the plan; set ``referrals`` and reset the re-ask counters."""
         plan = hardship.build_plan(hardship_case(tracker), default_knowledge())
-        send_replies(dispatcher, plan.replies)
+        events = send_replies(dispatcher, plan.replies, tracker, reserved_bubbles=1)  # the channel card follows
         dispatcher.utter_message(json_message=plan.channel_card)
         referrals = list(tracker.get_slot("referrals") or []) + plan.referrals
-        return [SlotSet("referrals", referrals), SlotSet("hardship_form_retries", None)]
+        return [SlotSet("referrals", referrals), SlotSet("hardship_form_retries", None), *events]
 
 
 class ActionStopHardshipForm(Action):

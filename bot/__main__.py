@@ -18,6 +18,8 @@
 * ``evaluate`` the NLU evaluation on the held-out file against a baseline, with cross-validation
   (bot.nlu.evaluation);
 * ``nlu-report`` render ``reports/nlu/README.md`` from the figures in ``reports/nlu/*.json``;
+* ``turn-lengths`` render every turn the bot can compose and print the longest one and the distribution of turn
+  and first-bubble lengths (exit 1 if a turn breaks the limits of bot.details; bot.turn_catalogue);
 * ``legal-review`` write ``docs/legal-review.md``, the table of every legal statement with its provision and
   source, from the knowledge files (``--check``: exit 1 if the file is out of date; bot.legal_review);
 * ``tune-blend`` choose the intent blender's settings by cross-validation on the training data
@@ -315,6 +317,16 @@ def _compliance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _turn_lengths() -> int:
+    from bot.details import default_details
+    from bot.risk import default_risk_engine
+    from bot.turn_catalogue import Catalogue, sent_alone, summary
+
+    turns = Catalogue(default_knowledge(), default_risk_engine(), default_details()).all_turns(sent_alone())
+    print(summary(turns))
+    return 1 if any(turn.problems() for turn in turns) else 0
+
+
 def main(argv=None) -> int:
     """Parse ``argv`` and run the command. Returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__,
@@ -340,6 +352,7 @@ def main(argv=None) -> int:
     commands.add_parser("nlu-report", help="render reports/nlu/README.md from the figures in reports/nlu/*.json")
     commands.add_parser("tune-blend", help="choose the intent blender's settings by cross-validation "
                                            "on the training data (trains five NLU models)")
+    commands.add_parser("turn-lengths", help="print the longest turn and the distribution of turn lengths")
     legal = commands.add_parser("legal-review", help="write docs/legal-review.md from the knowledge files")
     legal.add_argument("--check", action="store_true", help="only check that the file is up to date (exit 1 if not)")
     health = commands.add_parser("health", help="say which server is down")
@@ -394,6 +407,8 @@ def main(argv=None) -> int:
         from bot.leads.cli import main as leads_main
 
         return leads_main(args)
+    if args.command == "turn-lengths":
+        return _turn_lengths()
     if args.command == "legal-review":
         return _legal_review(args)
     if args.command in ("compliance", "report", "audit", "retention"):

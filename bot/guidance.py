@@ -42,7 +42,6 @@ red flags and the segment add (issue 19: a turn is at most three bubbles)."""
 TOPIC_RESPONSES: Dict[str, Tuple[str, ...]] = {
     SEEK_DEBT_AGENCY: (
         "utter_warn_debt_agency",
-        "utter_agency_case",
         _BANK_LINE,
         "utter_official_channel_card_issuer",
     ),
@@ -88,6 +87,9 @@ TOPIC_COVERS_FLAGS: Dict[str, frozenset] = {
 
 VICTIM_CHECKLIST = ("utter_flag_fee_paid", "utter_flag_data_handed_over")
 """What a victim gets when they did not say what they handed over: the whole stop-loss checklist."""
+
+VICTIM_CHECKLIST_BOTH = "utter_flag_paid_and_handed_over"
+"""Both checklists in one bubble, sent instead of the two (a turn holds three bubbles at most: bot.details)."""
 
 SEGMENT_RESPONSES: Dict[str, str] = {
     "misled": "utter_segment_misled",
@@ -241,12 +243,13 @@ def _shape(topic: str, state: ConversationState, risk: Optional[RiskAssessment],
         return base
     bank_at_end = base and base[-1] == _BANK_LINE
     tail = [base.pop()] if bank_at_end else []
-    if topic == SEEK_DEBT_AGENCY and risk.segment == "rational" and "utter_agency_case" in base:
-        base.remove("utter_agency_case")  # they already doubt the seller: straight to the official channel
     covered = TOPIC_COVERS_FLAGS.get(topic, frozenset()) | frozenset(subtopic.covers_flags if subtopic else ())
     extra = [FLAG_RESPONSES[f] for f in risk.new_flags if f in FLAG_RESPONSES and f not in covered]
     if topic == AGENCY_VICTIM and subtopic is None and not any(r in extra for r in VICTIM_CHECKLIST):
         extra = [*VICTIM_CHECKLIST, *extra]
+    if all(r in extra for r in VICTIM_CHECKLIST):  # both acts: one bubble with both checklists (short turns)
+        extra = [VICTIM_CHECKLIST_BOTH if r == VICTIM_CHECKLIST[0] else r for r in extra
+                 if r != VICTIM_CHECKLIST[1]]
     segment_message = _segment_message(risk)
     if subtopic is not None and risk.segment != "victim":
         segment_message = None  # the sub-topic's answer is the turn; a victim's reminder still comes
@@ -298,6 +301,14 @@ def distress_reading(text: str) -> CrisisLevel:
     if level is CrisisLevel.STRESS or states_hardship(text):
         return CrisisLevel.STRESS
     return CrisisLevel.DANGER
+
+
+def handoff_follows(topic: str, text: Optional[str]) -> bool:
+    """Whether the rules hand the turn to ``action_handoff`` after answering ``topic`` (data/dialogue/handoff.yml):
+    a victim always, distress when it reads as danger (for stress the action skips the hand-over)."""
+    if topic == AGENCY_VICTIM:
+        return True
+    return topic == EXPRESS_DISTRESS and distress_reading(text or "") is CrisisLevel.DANGER
 
 
 def _responses_for(topic: str, state: ConversationState) -> Tuple[str, ...]:

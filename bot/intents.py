@@ -50,7 +50,10 @@ LEAD_INTENTS: Tuple[str, ...] = ("EXTERNAL_lead_candidate", "lead_consent_yes", 
                                  "lead_consent_expired")
 """Only from the Rasa server and the consent buttons (domain/leads.yml, bot.leads.consent): no NLU examples."""
 
-ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS + LEAD_INTENTS
+DETAIL_INTENTS: Tuple[str, ...] = ("ask_detail",)
+"""A quick-reply button asking for a detail a turn kept short (bot.details); sent as a payload, never typed."""
+
+ALL_INTENTS: Tuple[str, ...] = CORE_INTENTS + CHITCHAT_INTENTS + FORM_INTENTS + LEAD_INTENTS + DETAIL_INTENTS
 """Every intent of the domain."""
 
 ACTION_FOR_TOPIC: Dict[str, str] = {

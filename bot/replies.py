@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from bot.directory import find_institutions_in_text, institution_numbers, is_deploying, resolve_institution
 from bot.knowledge import Institution, Knowledge
@@ -18,10 +18,13 @@ from bot.texts import placeholders
 
 @dataclass(frozen=True)
 class ReplyInstruction:
-    """One reply: ``response`` is a response name in domain/, ``variables`` fill its ``{placeholders}``."""
+    """One reply: ``response`` is a response name in domain/, ``variables`` fill its ``{placeholders}``;
+    ``buttons`` (``{"title", "payload"}``) are added after the response's own, e.g. the buttons of the details
+    a turn moved out (bot.details)."""
 
     response: str
     variables: Dict[str, str] = field(default_factory=dict)
+    buttons: Tuple[Dict[str, str], ...] = ()
 
 
 def identify_institution(bank: Optional[str], text: str, knowledge: Knowledge) -> Optional[Institution]:

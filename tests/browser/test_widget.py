@@ -17,7 +17,14 @@ import pytest
 
 from bot import PROJECT_ROOT
 from bot.ops.servers import RunningServers, start_servers
-from tests.support.browser import CHROMIUM_ARGS, ensure_chromium, ensure_widget_assets
+from tests.support.browser import (
+    CHROMIUM_ARGS,
+    CJK_FONT_FAMILY,
+    chinese_font_families,
+    cjk_rendering_problems,
+    ensure_chromium,
+    ensure_widget_assets,
+)
 from tests.support.servers import free_port, start_test_servers, write_sqlite_endpoints
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is installed by scripts/setup")
@@ -32,6 +39,7 @@ REPLY_TIMEOUT = 60_000  # ms; the first message of a conversation also creates t
 WIDGET = "section.dhw"
 
 WARNING_QUESTION = "有人说交钱能帮我征信修复"
+AGENCY_QUESTION = "有个公司说交三千块服务费就能帮我停息挂账，靠谱吗"
 BANK_QUESTION = "招行信用卡还不上了想跟银行协商"
 
 
@@ -384,30 +392,64 @@ def test_a_dead_server_shows_the_reconnecting_state(page, live, bank_site):
     assert box.input_value() == "还在吗", "the message is kept for when the connection is back"
 
 
-def test_mobile_screenshot_of_a_warning_and_the_bank_channel(page, live, tmp_path):
-    """A 375 x 812 screenshot of a real conversation, nothing injected: the hardship plan's channel card for the
-    bank, with its tel: button, and a risk warning. Saved over the README's docs/screenshots/widget-mobile.png
-    only with UPDATE_SCREENSHOTS=1, so that a test run leaves the work tree clean."""
+def test_the_widget_text_renders_in_a_cjk_font_not_as_boxes(page, live):
+    """Debian's Chromium alone draws Chinese as empty boxes (.notdef). The set-up installs fonts-noto-cjk; this
+    fails when the bot's text is drawn without a CJK font: by the fonts Chromium really used for a bot bubble
+    (DevTools' CSS.getPlatformFontsForNode), and by pixels: two different Chinese characters drawn in the
+    widget's font must differ from each other and from a private-use character, which no font has (a box)."""
+    assert CJK_FONT_FAMILY in chinese_font_families(), "the set-up did not install fonts-noto-cjk"
     open_chat(page, live["servers"])
-    say(page, BANK_QUESTION, "原因")  # the hardship form: 招行 and 信用卡 are known, it asks the reason
-    say(page, "失业了", "每个月")
-    say(page, "两千", "逾期")
-    say(page, "已经逾期了", "核对")  # the summary of the answers, confirmed before the plan
-    say(page, "都对，给我方案", "95555")
-    channel = page.locator(".dhw-card").last
-    expect(channel.locator("a").first).to_have_attribute("href", "tel:95555")
-    say(page, WARNING_QUESTION, "骗局")
-    channel.evaluate("""target => {  // scroll the log so that the channel is at its top, the warning below
+    assert cjk_rendering_problems(page, ".dhw-bot", chinese_font_families()) == []
+
+
+def test_the_cjk_check_fails_when_chromium_has_no_chinese_font(browser, tmp_path):
+    """The check above is not vacuous: Chromium with a fontconfig that knows only DejaVu draws boxes, and the
+    check says so."""
+    executable = ensure_chromium()
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f"<dir>/usr/share/fonts/truetype/dejavu</dir><cachedir>{tmp_path}/cache</cachedir>"
+                    "</fontconfig>", encoding="utf-8")
+    chromium = browser.browser_type.launch(executable_path=str(executable), headless=True, args=CHROMIUM_ARGS,
+                                           env={**os.environ, "FONTCONFIG_FILE": str(conf)})
+    try:
+        page = chromium.new_page()
+        css = (PROJECT_ROOT / "web" / "widget.css").read_text(encoding="utf-8")
+        page.set_content(f'<html lang="zh-CN"><head><style>{css}</style></head><body><section class="dhw">'
+                         '<div class="dhw-bot">您好，我是债务咨询助手</div></section></body></html>')
+        problems = cjk_rendering_problems(page, ".dhw-bot", chinese_font_families())
+    finally:
+        chromium.close()
+    assert len(problems) == 3, problems
+
+
+def test_mobile_screenshot_of_a_short_answer_and_its_detail(page, live, tmp_path):
+    """A 375 x 812 screenshot of a real conversation, nothing injected: a short answer to "靠谱吗" with the
+    official route and its quick-reply buttons; then the detail behind "为什么有风险" (bot.details). Saved over the
+    README's docs/screenshots/widget-mobile.png only with UPDATE_SCREENSHOTS=1, so that a test run leaves the
+    work tree clean."""
+    open_chat(page, live["servers"])
+    say(page, AGENCY_QUESTION, "正规渠道")
+    answer = page.locator(".dhw-bot", has_text="⚠️").last
+    expect(answer).to_contain_text("免费")
+    question = page.locator(".dhw-user").last
+    question.evaluate("""target => {  // scroll the log so that the question is at its top, the answer below
         const log = target.closest('.dhw-log');
         log.scrollTop += target.getBoundingClientRect().top - log.getBoundingClientRect().top - 8;
     }""")
     page.get_by_label("输入您的问题").blur()
-    expect(channel).to_be_in_viewport()
-    expect(page.locator(".dhw-bot", has_text="⚠️").first).to_be_in_viewport()
+    expect(answer).to_be_in_viewport()
+    expect(page.get_by_role("button", name="为什么有风险").last).to_be_in_viewport()
     target = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path / SCREENSHOT.name
     target.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(target))
     assert target.stat().st_size > 10_000
+    before = page.locator(".dhw-bot").count()
+    page.get_by_role("button", name="为什么有风险").last.click()
+    expect(page.locator(".dhw-user").last).to_have_text("为什么有风险")
+    expect(page.locator(".dhw-bot").nth(before)).to_be_visible()
+    expect(page.locator(".dhw-log")).to_contain_text("真实案例")
+    assert page.locator(".dhw-user", has_text="/ask_detail").count() == 0
 
 
 def test_the_widget_survives_a_server_restart(page, live):

@@ -38,8 +38,10 @@ def _run(name: str, tracker: Tracker):
 def test_agency_warning_action_sends_warning_case_and_official_channel():
     messages, events = _run("action_warn_debt_agency", _tracker("有公司说能帮我停息挂账", "seek_debt_agency"))
     assert [m["response"] for m in messages] == [
-        "utter_warn_debt_agency", "utter_agency_case", "utter_segment_misled", "utter_official_channel_card_issuer"]
+        "utter_warn_debt_agency", "utter_segment_misled", "utter_official_channel_card_issuer"]
     assert messages[-1]["nfra_hotline"] == "12378"
+    # the case and the criminal risk are one button away (bot.details), after the turn's last message
+    assert {b["title"] for b in messages[-1]["buttons"]} >= {"为什么有风险", "怎么跟银行谈", "我该打哪个电话"}
     assert events == [SlotSet("referrals", ["nfra_hotline:seek_debt_agency"]), SlotSet("risk_level", "medium"),
                       SlotSet("red_flags", ["agency_offer"]), SlotSet("user_segment", "misled")]
 

@@ -32,7 +32,8 @@ def test_every_custom_action_in_the_domain_has_a_class(domain):
     from rasa_sdk import Action
     from rasa_sdk.utils import all_subclasses
 
-    import actions.handoff_actions  # noqa: F401  (registers its classes)
+    import actions.detail_actions  # noqa: F401  (registers its classes)
+    import actions.handoff_actions  # noqa: F401
     import actions.hardship_actions  # noqa: F401
 
     names = {cls().name() for cls in all_subclasses(Action) if cls.__module__.startswith("actions.")

@@ -22,7 +22,7 @@ def test_every_core_intent_has_a_reply_route(knowledge):
 
 def test_agency_warning_names_the_lawful_route_and_an_official_channel(knowledge):
     plan = plan_guidance("seek_debt_agency", ConversationState("交三千服务费帮我停息挂账靠谱吗"), knowledge)
-    assert _names(plan) == ["utter_warn_debt_agency", "utter_agency_case", "utter_official_channel_card_issuer"]
+    assert _names(plan) == ["utter_warn_debt_agency", "utter_official_channel_card_issuer"]
     assert plan.replies[-1].variables["nfra_hotline"] == "12378"
     assert plan.slots == {"referrals": ["nfra_hotline:seek_debt_agency"]}
 
@@ -111,12 +111,17 @@ def test_collection_abuse_inside_an_agency_question_gets_the_complaint_route():
 def test_victim_gets_the_specific_steps_for_what_they_handed_over():
     names = _names(_plan("agency_victim", "我交了服务费，还把身份证和验证码给了他们，他们让我先别还了"))
     assert names[:1] == ["utter_support_agency_victim"]
-    assert {"utter_flag_fee_paid", "utter_flag_data_handed_over", "utter_stopped_paying_consequence"} <= set(names)
+    assert {"utter_flag_paid_and_handed_over", "utter_stopped_paying_consequence"} <= set(names)
+
+
+def test_victim_who_names_one_act_gets_its_steps_only():
+    names = _names(_plan("agency_victim", "我交了服务费，对方不回消息了"))
+    assert "utter_flag_fee_paid" in names and "utter_flag_data_handed_over" not in names
 
 
 def test_victim_without_specifics_gets_the_whole_checklist():
     names = _names(_plan("agency_victim", "被协商公司坑了"))
-    assert {"utter_flag_fee_paid", "utter_flag_data_handed_over"} <= set(names)
+    assert "utter_flag_paid_and_handed_over" in names
 
 
 @pytest.mark.parametrize(
