@@ -6,6 +6,7 @@ Skipped, with the reason, when either service is not reachable.
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.support.services import (
     PG_PORT,
     REDIS_HOST,
     REDIS_PORT,
+    delete_rabbitmq_queue,
     postgres_reachable,
     rabbitmq_env,
     redis_reachable,
@@ -34,12 +36,20 @@ def postgres_database():
         yield url.rsplit("/", 1)[1]
 
 
-def test_conversation_is_stored_in_postgres_and_survives_a_restart(trained_model, postgres_database, tmp_path):
+@pytest.fixture()
+def queue():
+    name = f"rasa_events_production_config_{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_rabbitmq_queue(name)
+
+
+def test_conversation_is_stored_in_postgres_and_survives_a_restart(trained_model, postgres_database, queue,
+                                                                   tmp_path):
     import psycopg2
 
     env = {"DB_HOST": PG_HOST, "DB_PORT": str(PG_PORT), "DB_NAME": postgres_database, "DB_USER": "postgres",
            "DB_PASSWORD": "", "REDIS_HOST": REDIS_HOST, "REDIS_PORT": str(REDIS_PORT), "REDIS_DB": "1",
-           **rabbitmq_env("rasa_events_production_config_test")}
+           **rabbitmq_env(queue)}
     endpoints = PROJECT_ROOT / "endpoints.production.yml"
     servers = start_test_servers(trained_model, tmp_path, endpoints, extra_env=env)
     try:

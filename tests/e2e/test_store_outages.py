@@ -8,7 +8,6 @@ with the reason, when PostgreSQL or Redis is not reachable.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -27,6 +26,7 @@ from tests.support.services import (
     RABBITMQ_PORT,
     REDIS_HOST,
     REDIS_PORT,
+    delete_rabbitmq_queue,
     postgres_reachable,
     rabbitmq_env,
     reachable,
@@ -60,7 +60,7 @@ def proxied_servers(trained_model, tmp_path_factory):
             yield servers, pg, redis, env["DB_NAME"], directory
         finally:
             servers.stop()
-            _delete_queue(queue)
+            delete_rabbitmq_queue(queue)
 
 
 def _say(servers, sender, text):
@@ -82,25 +82,6 @@ def _stored_user_texts(database, sender):
         cursor.execute("SELECT data FROM events WHERE sender_id = %s ORDER BY id", (sender,))
         events = [json.loads(row[0]) for row in cursor.fetchall()]
     return [e["text"] for e in events if e.get("event") == "user"]
-
-
-async def _rabbitmq():
-    import aio_pika
-
-    return await aio_pika.connect(host=RABBITMQ_HOST, port=RABBITMQ_PORT, login="guest", password="guest",
-                                  timeout=5)
-
-
-def _delete_queue(queue):
-    async def go():
-        connection = await _rabbitmq()
-        async with connection:
-            await (await connection.channel()).queue_delete(queue)
-
-    try:
-        asyncio.run(go())
-    except Exception:  # noqa: BLE001 - RabbitMQ absent or the queue never declared: nothing to clean up
-        pass
 
 
 def _recorded_turns(directory, sender, expected, seconds=60.0):

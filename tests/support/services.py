@@ -54,3 +54,23 @@ def rabbitmq_env(queue: str) -> dict:
     ``queue``. Rasa starts and answers without RabbitMQ too (bot.event_broker buffers), so no skip is needed."""
     return {"RABBITMQ_HOST": RABBITMQ_HOST, "RABBITMQ_PORT": str(RABBITMQ_PORT), "RABBITMQ_USER": "guest",
             "RABBITMQ_PASSWORD": "guest", "RABBITMQ_QUEUE": queue}
+
+
+def delete_rabbitmq_queue(queue: str) -> None:
+    """Delete ``queue`` from the machine's RabbitMQ (nothing to do when RabbitMQ is away or the queue was never
+    declared). A test's queue must go: Rasa's broker binds it to the shared fan-out exchange, so a queue left behind
+    collects every event every later test publishes."""
+    import asyncio
+
+    async def go() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect(host=RABBITMQ_HOST, port=RABBITMQ_PORT, login="guest",
+                                            password="guest", timeout=5)
+        async with connection:
+            await (await connection.channel()).queue_delete(queue)
+
+    try:
+        asyncio.run(go())
+    except Exception:  # noqa: BLE001 - RabbitMQ gone or the queue never declared: nothing to clean up
+        pass

@@ -50,6 +50,7 @@ from tests.support.services import (
     RABBITMQ_PORT,
     REDIS_HOST,
     REDIS_PORT,
+    delete_rabbitmq_queue,
     rabbitmq_env,
     reachable,
     throwaway_postgres,
@@ -182,7 +183,7 @@ def production_topology(model: Path, directory: Path, rabbitmq_cut_at_start: boo
         handoff_url = stack.enter_context(throwaway_postgres("handoff_scaleout"))
         redis = stack.enter_context(TcpProxy((REDIS_HOST, REDIS_PORT)))
         rabbitmq = stack.enter_context(TcpProxy((RABBITMQ_HOST, RABBITMQ_PORT)))
-        stack.callback(_delete_queue, queue)
+        stack.callback(delete_rabbitmq_queue, queue)
         stack.callback(_delete_redis_keys, channel)
         if rabbitmq_cut_at_start:
             rabbitmq.cut()
@@ -231,24 +232,6 @@ def production_topology(model: Path, directory: Path, rabbitmq_cut_at_start: boo
                        replica_urls={name: f"http://{LOOPBACK}:{port}" for name, port in ports.items()},
                        tracker_database=database, redis=redis, rabbitmq=rabbitmq, directory=directory,
                        socketio_channel=channel)
-
-
-def _delete_queue(queue: str) -> None:
-    """Delete the topology's RabbitMQ queue (nothing to do when it was never declared)."""
-    import asyncio
-
-    async def go() -> None:
-        import aio_pika
-
-        connection = await aio_pika.connect(host=RABBITMQ_HOST, port=RABBITMQ_PORT, login="guest",
-                                            password="guest", timeout=5)
-        async with connection:
-            await (await connection.channel()).queue_delete(queue)
-
-    try:
-        asyncio.run(go())
-    except Exception:  # noqa: BLE001 - RabbitMQ gone or the queue never declared: nothing to clean up
-        pass
 
 
 def _delete_redis_keys(channel: str) -> None:
