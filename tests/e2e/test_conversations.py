@@ -73,12 +73,13 @@ def test_hardship_form_from_question_to_plan(servers):
     assert len(plan) <= 3  # a short turn (bot.details): the rest is behind the plan's buttons
     buttons = {b["title"]: b["payload"] for m in plan for b in m.get("buttons", [])}
     details = {title: joined_text(rest_say(servers, sender, buttons[title]))
-               for title in ("要准备哪些材料", "银行不同意怎么办", "接下来会怎样", "我该打哪个电话")}
+               for title in ("怎么跟银行说", "要准备哪些材料", "银行不同意怎么办", "接下来会怎样", "我该打哪个电话")}
     assert "离职证明" in details["要准备哪些材料"]  # for the reason given: 失业
     assert "12378" in details["银行不同意怎么办"]
     assert "您已经逾期" in details["接下来会怎样"]
     assert "95555" in details["我该打哪个电话"] and "尚未经银行官网核实" in details["我该打哪个电话"]
-    assert "1500" in text + "".join(details.values()), "the plan uses the monthly amount the user gave"
+    assert "每月能还1500元" in details["怎么跟银行说"], "the plan's script uses the monthly amount the user gave"
+    assert "报出" not in details["怎么跟银行说"]
 
 
 def test_side_question_during_the_form_is_answered_and_the_form_resumes(servers):
@@ -104,5 +105,8 @@ def test_unknown_bank_and_a_negative_amount(servers):
     assert "没看懂" in joined_text(rest_say(servers, sender, "每个月-500块"))
     rest_say(servers, sender, "一千")
     assert "还没有逾期" in joined_text(rest_say(servers, sender, "还没有逾期"))  # the summary
-    plan = joined_text(rest_say(servers, sender, "对"))
-    assert "发卡银行" in plan and "宇宙" not in plan and "每月能还1000元" in plan
+    answer = rest_say(servers, sender, "对")
+    plan = joined_text(answer)
+    assert "发卡银行" in plan and "宇宙" not in plan
+    buttons = {b["title"]: b["payload"] for m in answer for b in m.get("buttons", [])}
+    assert "每月能还1000元" in joined_text(rest_say(servers, sender, buttons["怎么跟银行说"]))

@@ -84,7 +84,7 @@ def test_a_yes_stores_only_the_sellers_details_and_the_tracker_only_masked_text(
     before = len(_rows(engine))
     sender = _sender("lead-yes")
     first = rest_say(servers, sender, SELLER_MESSAGE)
-    assert "服务费" in joined_text(first)  # the warning itself still comes first
+    assert "收费中介" in joined_text(first)  # the warning itself still comes first
     assert _asks(first) and len(_rows(engine)) == before  # asked, nothing stored yet
     thanks = joined_text(rest_say(servers, sender, "/lead_consent_yes"))
     assert "已经记下" in thanks
