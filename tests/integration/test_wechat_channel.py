@@ -203,7 +203,7 @@ def test_entering_the_session_greets_with_numbered_topics_and_a_number_picks_one
         assert len(greeting) == 1, "one message is all WeChat allows after the user enters the session"
         content = greeting[0]["text"]["content"]
         buttons = domain["responses"]["utter_greet"][0]["buttons"]
-        assert "请问您遇到了什么情况" in content and f"2. {buttons[1]['title']}" in content
+        assert "您遇到了什么情况" in content and f"2. {buttons[1]['title']}" in content
         assert h.received[0].text == "/greet" and h.received[0].metadata["wechat_event"] == "user_enter_tempsession"
 
         await h.push(text_message(openid, "2"))
